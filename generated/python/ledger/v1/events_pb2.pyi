@@ -1,0 +1,51 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from ledger.v1 import ledger_pb2 as _ledger_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_TYPE_UNSPECIFIED: _ClassVar[EventType]
+    ASSET_CREATED: _ClassVar[EventType]
+    ACCOUNT_CREATED: _ClassVar[EventType]
+    TRANSFER_POSTED: _ClassVar[EventType]
+    HOLD_CREATED: _ClassVar[EventType]
+    HOLD_POSTED: _ClassVar[EventType]
+    HOLD_VOIDED: _ClassVar[EventType]
+    HOLD_EXPIRED: _ClassVar[EventType]
+    TRANSFER_REVERSED: _ClassVar[EventType]
+EVENT_TYPE_UNSPECIFIED: EventType
+ASSET_CREATED: EventType
+ACCOUNT_CREATED: EventType
+TRANSFER_POSTED: EventType
+HOLD_CREATED: EventType
+HOLD_POSTED: EventType
+HOLD_VOIDED: EventType
+HOLD_EXPIRED: EventType
+TRANSFER_REVERSED: EventType
+
+class LedgerEvent(_message.Message):
+    __slots__ = ("sequence", "type", "occurred_at", "account_ids", "asset", "account", "transfer")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_IDS_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    type: EventType
+    occurred_at: _timestamp_pb2.Timestamp
+    account_ids: _containers.RepeatedScalarFieldContainer[str]
+    asset: _ledger_pb2.Asset
+    account: _ledger_pb2.Account
+    transfer: _ledger_pb2.Transfer
+    def __init__(self, sequence: _Optional[int] = ..., type: _Optional[_Union[EventType, str]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account_ids: _Optional[_Iterable[str]] = ..., asset: _Optional[_Union[_ledger_pb2.Asset, _Mapping]] = ..., account: _Optional[_Union[_ledger_pb2.Account, _Mapping]] = ..., transfer: _Optional[_Union[_ledger_pb2.Transfer, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""The ledger gRPC server: posting engine on PostgreSQL, idempotent by request id."""

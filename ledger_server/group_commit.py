@@ -1,0 +1,116 @@
+"""Group commit: concurrent requests are queued and applied together in one transaction.
+
+One writer thread per server takes everything waiting (up to the batch bounds) and hands it to the
+posting engine. Nothing waits for a timer: under light load a request is committed at once; under
+heavy load the queue fills while the previous batch commits, and the next batch is larger. The
+queue is bounded; past it requests are shed with RESOURCE_EXHAUSTED instead of piling up.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+
+import grpc
+
+from ledger_server import commands as c
+from ledger_server.errors import LedgerError, transient
+from ledger_server.metrics import Metrics
+from ledger_server.posting import Outcome, PostingEngine
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        engine: PostingEngine,
+        metrics: Metrics,
+        max_batch_jobs: int = 512,
+        max_batch_items: int = 16_000,
+        queue_limit: int = 10_000,
+    ) -> None:
+        assert 1 <= max_batch_jobs <= 8192 and max_batch_items >= 8000 and queue_limit >= max_batch_jobs
+        self._engine = engine
+        self._metrics = metrics
+        self._max_jobs = max_batch_jobs
+        self._max_items = max_batch_items
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_limit)
+        self._thread = threading.Thread(target=self._run, name="group-committer", daemon=True)
+        self._stopping = False
+        self._thread.start()
+
+    def submit(self, job: c.Job, timeout_s: float) -> Outcome:
+        """Queue a job and wait for its outcome. A timeout does not cancel it: it may still commit,
+        which is why clients retry with the same request id."""
+        if self._stopping:
+            raise transient(grpc.StatusCode.UNAVAILABLE, "SHUTTING_DOWN", "the server is shutting down")
+        future: Future[Outcome] = Future()
+        try:
+            self._queue.put_nowait((job, future))
+        except queue.Full:
+            raise transient(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, "OVERLOADED", "the commit queue is full; retry later"
+            ) from None
+        self._metrics.queue_depth.set(self._queue.qsize())
+        try:
+            return future.result(timeout=timeout_s)
+        except FutureTimeout:
+            raise transient(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "TIMEOUT", "not committed in time; retry with the same request_id"
+            ) from None
+
+    def stop(self) -> None:
+        """Finish everything queued, then stop the writer thread."""
+        self._stopping = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout=30)
+        self._engine.close()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            items = _size(first)
+            stop_after = False
+            while len(batch) < self._max_jobs and items < self._max_items:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop_after = True
+                    break
+                batch.append(nxt)
+                items += _size(nxt)
+            self._metrics.queue_depth.set(self._queue.qsize())
+            self._commit(batch)
+            if stop_after:
+                return
+
+    def _commit(self, batch: list[object]) -> None:
+        jobs = [entry[0] for entry in batch]  # type: ignore[index]
+        futures: list[Future[Outcome]] = [entry[1] for entry in batch]  # type: ignore[index]
+        try:
+            outcomes = self._engine.execute(jobs)
+        except LedgerError as error:
+            outcomes = [Outcome.of_error(error)] * len(jobs)
+        except Exception:  # the writer thread must survive anything
+            log.exception("group commit failed")
+            error = transient(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; nothing was written")
+            outcomes = [Outcome.of_error(error)] * len(jobs)
+        assert len(outcomes) == len(jobs)
+        for future, outcome in zip(futures, outcomes, strict=True):
+            future.set_result(outcome)
+
+
+def _size(entry: object) -> int:
+    job = entry[0]  # type: ignore[index]
+    return len(job.items) if isinstance(job, c.TransferBatch) else 1

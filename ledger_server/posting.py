@@ -1,0 +1,453 @@
+"""The posting engine: applies a list of jobs in ONE PostgreSQL transaction, each with its own result.
+
+One transaction per batch (a single request is a batch of one):
+  1. read stored outcomes of the batch's request ids and the transfers it refers to (immutable);
+  2. take advisory locks on every account touched, in ascending key order (no deadlocks);
+  3. read those accounts, the holds and reversal totals, and the assets, set-based;
+  4. apply the jobs in arrival order in memory (state_machine.BatchState);
+  5. write transfers, entries, holds, one update per account, the request outcomes and the outbox
+     events with set-based statements in a pipeline; COMMIT.
+The transaction is SERIALIZABLE. Serialization failures, deadlocks, concurrent duplicate request
+ids and lost connections are retried with jittered backoff (safe: outcomes are keyed by request
+id, so a commit whose acknowledgement was lost replays); a batch that keeps failing is split so
+one bad job cannot starve its neighbours.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import psycopg
+from psycopg import errors as pg_errors
+
+from ledger.v1 import ledger_pb2
+from ledger_server import commands as c
+from ledger_server import queries, rows, wire
+from ledger_server.errors import LedgerError, idempotency_key_reused, transient
+from ledger_server.ids import account_lock_key, new_uuid7
+from ledger_server.metrics import Metrics
+from ledger_server.state_machine import AccountState, BatchState, HoldState, TransferRecord
+
+log = logging.getLogger(__name__)
+Q = queries.load("posting")
+
+ATTEMPTS_BEFORE_SPLIT = 4
+ATTEMPTS_MAX = 10
+BACKOFF_BASE_S = 0.002
+BACKOFF_MAX_S = 0.5
+CONNECTION_RETRY_WINDOW_S = 15.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A job's result: grpc code 0 with the serialized response, or a code with a ledger.v1.Error."""
+
+    code: int
+    payload: bytes
+    replayed: bool = False
+
+    @classmethod
+    def of_error(cls, error: LedgerError) -> Outcome:
+        return cls(error.code.value[0], error.to_proto().SerializeToString())
+
+    def error(self) -> LedgerError:
+        assert self.code != 0
+        return LedgerError.from_proto(ledger_pb2.Error.FromString(self.payload))
+
+
+@dataclass(frozen=True)
+class StoredOutcome:
+    operation: str
+    request_hash: bytes
+    outcome: Outcome
+
+
+class RetryableBatchError(Exception):
+    """The transaction must be rolled back and run again; nothing of it was committed."""
+
+
+class PostingEngine:
+    """Owns one connection; used by one thread (the group committer) at a time."""
+
+    def __init__(
+        self, conninfo: str, metrics: Metrics, new_id: Callable[[], uuid.UUID] = new_uuid7
+    ) -> None:
+        self._conninfo = conninfo
+        self._metrics = metrics
+        self._new_id = new_id
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- retries and splitting --------------------------------------------------------------------
+
+    def execute(self, jobs: Sequence[c.Job]) -> list[Outcome]:
+        """Apply jobs in one transaction; every job gets an outcome, in order."""
+        assert jobs, "empty batch"
+        deadline = time.monotonic() + CONNECTION_RETRY_WINDOW_S
+        attempts = ATTEMPTS_BEFORE_SPLIT if len(jobs) > 1 else ATTEMPTS_MAX
+        for attempt in range(attempts):
+            try:
+                return self._run_once(jobs)
+            except RetryableBatchError as error:
+                self._metrics.batch_retries.labels(cause=str(error)).inc()
+            except LedgerError:
+                raise
+            except Exception:
+                # A bug, never a business outcome: isolate the job that triggers it, fail only that one.
+                log.exception("posting a batch of %d jobs failed", len(jobs))
+                self.close()
+                if len(jobs) == 1:
+                    internal = transient(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; nothing was written")
+                    return [Outcome.of_error(internal)]
+                break
+            except psycopg.OperationalError as error:
+                # The server may have committed before the connection died: the retry replays.
+                self._metrics.batch_retries.labels(cause="connection").inc()
+                log.warning("database connection lost: %s", error)
+                self.close()
+                if time.monotonic() > deadline:
+                    return [Outcome.of_error(_unavailable())] * len(jobs)
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+                continue
+            _sleep_backoff(attempt)
+        if len(jobs) > 1:
+            self._metrics.batch_splits.inc()
+            middle = len(jobs) // 2
+            return self.execute(jobs[:middle]) + self.execute(jobs[middle:])
+        error = transient(
+            grpc.StatusCode.ABORTED, "SERIALIZATION_RETRIES_EXHAUSTED", "too much contention; retry the request"
+        )
+        return [Outcome.of_error(error)]
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._conninfo, autocommit=False, connect_timeout=5)
+            self._conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+            with self._conn.transaction():
+                self._conn.execute("SET statement_timeout = '10s'")
+                self._conn.execute("SET lock_timeout = '5s'")
+        return self._conn
+
+    def _run_once(self, jobs: Sequence[c.Job]) -> list[Outcome]:
+        conn = self._connection()
+        started = time.perf_counter()
+        try:
+            with conn.transaction():
+                outcomes = self._apply(conn, jobs)
+        except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as error:
+            raise RetryableBatchError("serialization") from error
+        except pg_errors.UniqueViolation as error:
+            raise RetryableBatchError("concurrent_duplicate") from error
+        except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled) as error:
+            raise RetryableBatchError("timeout") from error
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        self._metrics.batch_jobs.observe(len(jobs))
+        return outcomes
+
+    # -- one transaction --------------------------------------------------------------------------
+
+    def _apply(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> list[Outcome]:
+        commands = list(_commands(jobs))
+        request_ids = [j.request_id for j in jobs if not isinstance(j, c.ExpireHold)]
+        request_ids += [i.request_id for j in jobs if isinstance(j, c.TransferBatch) for i in j.items]
+        referenced = sorted({r for cmd in commands for r in _references(cmd)})
+        with conn.pipeline():
+            outcome_rows = conn.execute(Q["load_outcomes"], {"request_ids": request_ids})
+            transfer_rows = conn.execute(Q["load_referenced_transfers"], {"transfer_ids": referenced})
+        stored = {row[0]: _stored_outcome(row) for row in outcome_rows.fetchall()}
+        transfers = {row[0]: rows.transfer_record(row) for row in transfer_rows.fetchall()}
+
+        account_ids = {a for cmd in commands for a in _accounts_of(cmd)}
+        for record in transfers.values():
+            account_ids.update((record.debit_account_id, record.credit_account_id))
+        keys = sorted({account_lock_key(a) for a in account_ids})
+        lock_started = time.perf_counter()
+        now = conn.execute(Q["lock_accounts"], {"keys": keys}).fetchone()[0]  # type: ignore[index]
+        self._metrics.lock_wait_seconds.observe(time.perf_counter() - lock_started)
+
+        asset_codes = sorted({code for cmd in commands for code in _assets_of(cmd)})
+        hold_ids = [t.id for t in transfers.values() if t.kind == 2]
+        reversible = [t.id for t in transfers.values() if t.kind in (1, 3)]
+        with conn.pipeline():
+            account_rows = conn.execute(Q["load_accounts"], {"account_ids": sorted(account_ids)})
+            hold_rows = conn.execute(Q["load_holds"], {"transfer_ids": hold_ids})
+            reversal_rows = conn.execute(Q["load_reversed_totals"], {"transfer_ids": reversible})
+            asset_rows = conn.execute(Q["load_assets"], {"codes": asset_codes})
+        accounts = {row[0]: rows.account_state(row) for row in account_rows.fetchall()}
+        loaded_versions = {a.id: a.version for a in accounts.values()}
+        state = BatchState(
+            now=now,
+            assets={code: scale for code, scale in asset_rows.fetchall()},
+            accounts=accounts,
+            transfers=transfers,
+            holds={row[0]: HoldState(row[1], int(row[2])) for row in hold_rows.fetchall()},
+            reversed_totals={row[0]: int(row[1]) for row in reversal_rows.fetchall()},
+            new_id=self._new_id,
+            outcomes=stored,
+        )
+        results = [_apply_job(state, job) for job in jobs]
+        _write(conn, state, loaded_versions)
+        return results
+
+
+# -- applying jobs to the in-memory state --------------------------------------------------------
+
+
+def _apply_job(state: BatchState, job: c.Job) -> Outcome:
+    if isinstance(job, c.ExpireHold):
+        state.expire_due(job.pending_id)
+        return Outcome(0, b"")
+    if isinstance(job, c.TransferBatch):
+        return _apply_idempotent(state, job, lambda: _apply_batch(state, job))
+    for pending_id in _holds_of(job):
+        state.expire_due(pending_id)  # a hold past its timeout is released before anything else
+    mark = state.savepoint()
+    try:
+        outcome = _apply_idempotent(state, job, lambda: _run_command(state, job))
+    except BaseException:
+        state.rollback(mark)
+        raise
+    if outcome.code != 0 and not outcome.replayed:
+        state.rollback(mark)
+        if outcome.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]:
+            state.record_outcome(job.request_id, StoredOutcome(job.operation, job.request_hash(), outcome))
+        return outcome
+    state.release()
+    return outcome
+
+
+def _apply_idempotent(state: BatchState, job: c.Job, run: Callable[[], bytes]) -> Outcome:
+    """Replay a stored outcome, refuse a reused key, or run the job and remember a final outcome."""
+    request_hash = job.request_hash()
+    stored: StoredOutcome | None = state.outcomes.get(job.request_id)
+    if stored is not None:
+        if stored.request_hash == request_hash and stored.operation == job.operation:
+            return Outcome(stored.outcome.code, stored.outcome.payload, replayed=True)
+        return Outcome.of_error(idempotency_key_reused(job.request_id, stored.operation))
+    try:
+        outcome = Outcome(0, run())
+    except LedgerError as error:
+        return Outcome.of_error(error)  # the caller decides whether to remember it
+    state.record_outcome(job.request_id, StoredOutcome(job.operation, request_hash, outcome))
+    return outcome
+
+
+def _run_command(state: BatchState, cmd: c.Job) -> bytes:
+    if isinstance(cmd, c.CreateAsset):
+        state.create_asset(cmd.code, cmd.scale)
+        return wire.asset(cmd.code, cmd.scale, state.now).SerializeToString()
+    if isinstance(cmd, c.CreateAccount):
+        account = state.create_account(
+            cmd.asset, cmd.debits_must_not_exceed_credits, cmd.credits_must_not_exceed_debits, cmd.metadata
+        )
+        return wire.account(account).SerializeToString()
+    return wire.transfer(_run_transfer(state, cmd)).SerializeToString()
+
+
+def _run_transfer(state: BatchState, cmd: c.Job) -> TransferRecord:
+    if isinstance(cmd, c.CreateTransfer):
+        return state.create_transfer(
+            cmd.request_id, cmd.debit_account_id, cmd.credit_account_id, cmd.amount, cmd.asset,
+            cmd.pending, cmd.timeout_seconds, cmd.metadata,
+        )
+    if isinstance(cmd, c.PostPending):
+        return state.post_pending(cmd.request_id, cmd.pending_id, cmd.amount, cmd.metadata)
+    if isinstance(cmd, c.VoidPending):
+        return state.void_pending(cmd.request_id, cmd.pending_id, cmd.metadata)
+    if isinstance(cmd, c.ReverseTransfer):
+        return state.reverse(cmd.request_id, cmd.transfer_id, cmd.amount, cmd.metadata)
+    raise AssertionError(f"not a transfer command: {cmd!r}")
+
+
+def _apply_batch(state: BatchState, batch: c.TransferBatch) -> bytes:
+    """CreateTransfers: items succeed or fail on their own, or (atomic) all together."""
+    response = ledger_pb2.CreateTransfersResponse()
+    if not batch.atomic:
+        for item in batch.items:
+            response.results.append(_item_result(_apply_job(state, item)))
+        return response.SerializeToString()
+    mark = state.savepoint()
+    outcomes: list[Outcome] = []
+    failed = None
+    for index, item in enumerate(batch.items):
+        outcomes.append(_apply_idempotent(state, item, lambda item=item: _run_command(state, item)))
+        if outcomes[-1].code != 0:
+            failed = index
+            break
+    if failed is None:
+        state.release()
+        response.results.extend(_item_result(o) for o in outcomes)
+        return response.SerializeToString()
+    # All or nothing, idempotency records of the items included: only the batch's outcome is kept.
+    state.rollback(mark)
+    sibling = ledger_pb2.Error(
+        code=grpc.StatusCode.FAILED_PRECONDITION.value[0], reason="BATCH_ITEM_FAILED",
+        message=f"atomic batch failed at item {failed}", metadata={"failed_index": str(failed)},
+    )
+    for index in range(len(batch.items)):
+        if index == failed:
+            response.results.append(_item_result(outcomes[failed]))
+        else:
+            response.results.append(ledger_pb2.TransferResult(error=sibling))
+    return response.SerializeToString()
+
+
+def _item_result(outcome: Outcome) -> ledger_pb2.TransferResult:
+    if outcome.code == 0:
+        return ledger_pb2.TransferResult(transfer=ledger_pb2.Transfer.FromString(outcome.payload))
+    return ledger_pb2.TransferResult(error=ledger_pb2.Error.FromString(outcome.payload))
+
+
+# -- writing the effects -------------------------------------------------------------------------
+
+
+def _write(conn: psycopg.Connection[Any], state: BatchState, loaded_versions: dict[uuid.UUID, int]) -> None:
+    e = state.effects
+    now = state.now
+    dirty = [a for a in state.accounts.values() if a.version != loaded_versions.get(a.id, 0)]
+    cursors: list[tuple[psycopg.Cursor[Any], int]] = []
+    with conn.pipeline():
+        if e.new_assets:
+            conn.execute(Q["insert_assets"], {
+                "now": now, "codes": [a[0] for a in e.new_assets], "scales": [a[1] for a in e.new_assets],
+            })
+        if e.new_accounts:
+            new = [state.accounts[i] for i in e.new_accounts]
+            conn.execute(Q["insert_accounts"], {
+                "now": now, "ids": [a.id for a in new], "assets": [a.asset for a in new],
+                "dmnec": [a.debits_must_not_exceed_credits for a in new],
+                "cmned": [a.credits_must_not_exceed_debits for a in new],
+                "metadata": [_json(a.metadata) for a in new],
+            })
+        if e.transfers:
+            _insert_transfers(conn, now, e.transfers)
+            _insert_entries(conn, now, e)
+        if e.new_holds:
+            conn.execute(Q["insert_holds"], {
+                "ids": [t.id for t in e.new_holds], "debit_ids": [t.debit_account_id for t in e.new_holds],
+                "credit_ids": [t.credit_account_id for t in e.new_holds],
+                "amounts": [str(t.amount) for t in e.new_holds], "expires_at": [t.expires_at for t in e.new_holds],
+            })
+        if e.settled_holds:
+            settled = list(e.settled_holds.items())
+            cursors.append((conn.execute(Q["settle_holds"], {
+                "ids": [k for k, _ in settled], "states": [h.state for _, h in settled],
+                "posted_amounts": [str(h.posted_amount) for _, h in settled],
+                "settled_by": [h.settled_by for _, h in settled],
+            }), len(settled)))
+        if dirty:
+            cursors.append((conn.execute(Q["update_accounts"], {
+                "ids": [a.id for a in dirty], "dp": [str(a.debits_pending) for a in dirty],
+                "dpo": [str(a.debits_posted) for a in dirty], "cp": [str(a.credits_pending) for a in dirty],
+                "cpo": [str(a.credits_posted) for a in dirty], "versions": [a.version for a in dirty],
+                "old_versions": [loaded_versions.get(a.id, 0) for a in dirty],
+            }), len(dirty)))
+        if e.outcomes:
+            conn.execute(Q["insert_outcomes"], {
+                "now": now, "request_ids": [rid for rid, _ in e.outcomes],
+                "operations": [o.operation for _, o in e.outcomes],
+                "hashes": [o.request_hash for _, o in e.outcomes],
+                "codes": [o.outcome.code for _, o in e.outcomes],
+                "outcomes": [o.outcome.payload for _, o in e.outcomes],
+            })
+        if e.events:
+            conn.execute(Q["insert_outbox"], {
+                "now": now, "event_types": [ev.event_type for ev in e.events],
+                "account_ids": [",".join(str(a) for a in ev.account_ids) for ev in e.events],
+                "payloads": [wire.event(ev, now).SerializeToString() for ev in e.events],
+            })
+    for cursor, expected in cursors:
+        if cursor.rowcount != expected:
+            # A row changed since it was read under our locks: never write over it.
+            raise RetryableBatchError("stale_read")
+
+
+def _insert_transfers(conn: psycopg.Connection[Any], now: Any, transfers: list[TransferRecord]) -> None:
+    conn.execute(Q["insert_transfers"], {
+        "now": now, "ids": [t.id for t in transfers], "request_ids": [t.request_id for t in transfers],
+        "kinds": [t.kind for t in transfers], "debit_ids": [t.debit_account_id for t in transfers],
+        "credit_ids": [t.credit_account_id for t in transfers], "amounts": [str(t.amount) for t in transfers],
+        "assets": [t.asset for t in transfers], "pending_ids": [t.pending_id for t in transfers],
+        "reverses_ids": [t.reverses_transfer_id for t in transfers],
+        "expires_at": [t.expires_at for t in transfers], "metadata": [_json(t.metadata) for t in transfers],
+    })
+
+
+def _insert_entries(conn: psycopg.Connection[Any], now: Any, e: Any) -> None:
+    entries = e.entries
+    conn.execute(Q["insert_entries"], {
+        "now": now, "transfer_ids": [x.transfer_id for x in entries], "account_ids": [x.account_id for x in entries],
+        "sides": [x.side for x in entries], "kinds": [x.kind for x in entries],
+        "pending_changes": [str(x.pending_change) for x in entries],
+        "posted_changes": [str(x.posted_change) for x in entries],
+        "versions": [x.after.version for x in entries],
+        "dp": [str(x.after.debits_pending) for x in entries], "dpo": [str(x.after.debits_posted) for x in entries],
+        "cp": [str(x.after.credits_pending) for x in entries], "cpo": [str(x.after.credits_posted) for x in entries],
+    })
+
+
+# -- small pure helpers --------------------------------------------------------------------------
+
+
+def _commands(jobs: Iterable[c.Job]) -> Iterable[c.Job]:
+    for job in jobs:
+        if isinstance(job, c.TransferBatch):
+            yield from job.items
+        else:
+            yield job
+
+
+def _references(cmd: c.Job) -> tuple[uuid.UUID, ...]:
+    if isinstance(cmd, c.PostPending | c.VoidPending | c.ExpireHold):
+        return (cmd.pending_id,)
+    if isinstance(cmd, c.ReverseTransfer):
+        return (cmd.transfer_id,)
+    return ()
+
+
+def _holds_of(cmd: c.Job) -> tuple[uuid.UUID, ...]:
+    return (cmd.pending_id,) if isinstance(cmd, c.PostPending | c.VoidPending) else ()
+
+
+def _accounts_of(cmd: c.Job) -> tuple[uuid.UUID, ...]:
+    if isinstance(cmd, c.CreateTransfer):
+        return (cmd.debit_account_id, cmd.credit_account_id)
+    return ()
+
+
+def _assets_of(cmd: c.Job) -> tuple[str, ...]:
+    if isinstance(cmd, c.CreateTransfer | c.CreateAccount):
+        return (cmd.asset,)
+    if isinstance(cmd, c.CreateAsset):
+        return (cmd.code,)
+    return ()
+
+
+def _stored_outcome(row: tuple[Any, ...]) -> StoredOutcome:
+    _, operation, request_hash, code, payload = row
+    return StoredOutcome(operation, bytes(request_hash), Outcome(code, bytes(payload)))
+
+
+def _json(metadata: dict[str, str]) -> str:
+    return json.dumps(metadata, sort_keys=True, ensure_ascii=False)
+
+
+def _unavailable() -> LedgerError:
+    return transient(grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE", "the database is unreachable; retry")
+
+
+def _sleep_backoff(attempt: int) -> None:
+    """Full jitter: a random wait below an exponentially growing cap."""
+    time.sleep(random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt)))

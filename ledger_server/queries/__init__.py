@@ -1,0 +1,25 @@
+"""Named SQL queries, kept in reviewed .sql files beside this module.
+
+A file holds several queries, each introduced by a `-- name: <identifier>` line; the comment lines
+right after it document the query.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import re
+
+_NAME = re.compile(r"^-- name: ([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+
+
+@functools.cache
+def load(file_stem: str) -> dict[str, str]:
+    """All queries of `<file_stem>.sql`, by name."""
+    text = importlib.resources.files(__package__).joinpath(f"{file_stem}.sql").read_text()
+    parts = _NAME.split(text)
+    queries: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        assert name not in queries, f"duplicate query name {name} in {file_stem}.sql"
+        queries[name] = body.strip()
+    return queries

@@ -1,0 +1,105 @@
+"""Assembles one ledger server: posting engine, group committer, reads, gRPC, health, metrics."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+from psycopg_pool import ConnectionPool
+
+from ledger.v1 import ledger_pb2, ledger_pb2_grpc
+from ledger_server.expiry import HoldExpirer
+from ledger_server.group_commit import GroupCommitter
+from ledger_server.metrics import Metrics
+from ledger_server.posting import PostingEngine
+from ledger_server.reads import Reads
+from ledger_server.service import LedgerService
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = ledger_pb2.DESCRIPTOR.services_by_name["Ledger"].full_name
+MESSAGE_BYTES_MAX = 32 * 1024 * 1024  # a full 8000-item batch with metadata fits
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: str
+    database_url: str
+    metrics_listen: str | None = None
+    redis_url: str | None = None
+    worker_threads: int = 64
+    max_concurrent_rpcs: int = 2000
+    read_pool_size: int = 8
+    commit_timeout_s: float = 10.0
+    hold_expiry_interval_s: float = 1.0
+
+
+class LedgerServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self._pool: ConnectionPool[Any] = ConnectionPool(
+            config.database_url, min_size=1, max_size=config.read_pool_size, kwargs={"autocommit": True},
+            open=True, timeout=10, name="ledger-reads",
+        )
+        self._committer = GroupCommitter(PostingEngine(config.database_url, self.metrics), self.metrics)
+        self._expirer = HoldExpirer(self._pool, self._committer, self.metrics, config.hold_expiry_interval_s)
+        self._grpc = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.worker_threads, thread_name_prefix="rpc"),
+            maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+            options=[
+                ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
+                ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
+                ("grpc.max_metadata_size", 16 * 1024),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        service = LedgerService(self._committer, Reads(self._pool), self.metrics, config.commit_timeout_s)
+        ledger_pb2_grpc.add_LedgerServicer_to_server(service, self._grpc)
+        self._health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._grpc)
+        self.port = self._grpc.add_insecure_port(config.listen)
+        if self.port == 0:
+            raise RuntimeError(f"cannot listen on {config.listen}")
+        self._metrics_server: Any = None
+        self._stopped = threading.Event()
+
+    @property
+    def target(self) -> str:
+        host = self.config.listen.rsplit(":", 1)[0]
+        return f"{host}:{self.port}"
+
+    def start(self) -> LedgerServer:
+        if self.config.metrics_listen:
+            host, _, port = self.config.metrics_listen.rpartition(":")
+            self._metrics_server = start_http_server(int(port), addr=host or "0.0.0.0", registry=self.metrics.registry)
+        self._grpc.start()
+        for name in ("", SERVICE_NAME):
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("ledger serving on %s", self.target)
+        return self
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Drain: refuse new calls, let in-flight ones finish (their commits included), then close."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self._health.enter_graceful_shutdown()
+        self._grpc.stop(grace_s).wait()
+        self._expirer.stop()
+        self._committer.stop()
+        self._pool.close()
+        if self._metrics_server is not None:
+            server = self._metrics_server[0] if isinstance(self._metrics_server, tuple) else self._metrics_server
+            server.shutdown()
+        log.info("ledger stopped")
+
+    def wait(self) -> None:
+        self._grpc.wait_for_termination()
