@@ -1,0 +1,174 @@
+"""Shared fixtures: a real PostgreSQL (never mocked), fresh databases, in-process and real servers.
+
+PostgreSQL comes from LEDGER_TEST_DATABASE_URL, else the local service on 127.0.0.1:5432, else an
+embedded one (pgserver) started for the session. If none can be had the tests fail loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import psycopg
+import pytest
+
+from ledger.v1 import ledger_pb2_grpc
+from ledger_server.migrate import migrate
+from ledger_server.server import LedgerServer, ServerConfig
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _reachable(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """A URL of a maintenance database on a real PostgreSQL server."""
+    url = os.environ.get("LEDGER_TEST_DATABASE_URL")
+    if url:
+        if not _reachable(url):
+            pytest.fail(f"LEDGER_TEST_DATABASE_URL={url} is not reachable")
+        yield url
+        return
+    if _reachable(LOCAL_URL):
+        yield LOCAL_URL
+        return
+    from ledger_server.embedded_postgres import EmbeddedPostgres
+
+    try:
+        embedded = EmbeddedPostgres(pathlib.Path(tempfile.mkdtemp(prefix="ledger-test-pg-")))
+    except Exception as error:  # pragma: no cover - depends on the machine
+        pytest.fail(f"no PostgreSQL: none configured, none on 127.0.0.1:5432, embedded failed: {error}")
+    yield embedded.database_url("postgres")
+    embedded.stop()
+
+
+def _with_database(admin_url: str, name: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(admin_url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def new_database(pg_admin_url: str) -> Iterator[Callable[[], str]]:
+    """A factory of fresh, migrated databases; all are dropped at the end of the session."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"ledger_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        url = _with_database(pg_admin_url, name)
+        migrate(url)
+        return url
+
+    yield make
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def database_url(new_database: Callable[[], str]) -> str:
+    return new_database()
+
+
+@pytest.fixture(scope="module")
+def ledger_server(database_url: str) -> Iterator[LedgerServer]:
+    server = LedgerServer(
+        ServerConfig(listen="127.0.0.1:0", database_url=database_url, hold_expiry_interval_s=0.2)
+    ).start()
+    yield server
+    server.stop(grace_s=5)
+
+
+@pytest.fixture(scope="module")
+def channel(ledger_server: LedgerServer) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(ledger_server.target) as chan:
+        grpc.channel_ready_future(chan).result(timeout=10)
+        yield chan
+
+
+@pytest.fixture(scope="module")
+def stub(channel: grpc.Channel) -> ledger_pb2_grpc.LedgerStub:
+    return ledger_pb2_grpc.LedgerStub(channel)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """`ledger-server` as a real child process, for crash and restart tests."""
+
+    def __init__(self, database_url: str, port: int | None = None, extra_env: dict[str, str] | None = None) -> None:
+        self.database_url = database_url
+        self.port = port or free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.extra_env = extra_env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 30) -> ServerProcess:
+        env = {**os.environ, "LEDGER_DATABASE_URL": self.database_url, "LEDGER_LISTEN": self.target, **self.extra_env}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ledger_server.main"], env=env, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout_s
+        with grpc.insecure_channel(self.target) as chan:
+            while True:
+                try:
+                    grpc.channel_ready_future(chan).result(timeout=0.5)
+                    return self
+                except grpc.FutureTimeoutError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        err = self.process.stderr.read().decode() if self.process.stderr else ""
+                        raise RuntimeError(f"ledger-server did not start: {err[-2000:]}") from None
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no cleanup; whatever was acknowledged must survive."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.terminate()
+        return self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def server_process(database_url: str) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def make(url: str | None = None, **kwargs: Any) -> ServerProcess:
+        proc = ServerProcess(url or database_url, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        if proc.process is not None and proc.process.poll() is None:
+            proc.process.kill()
+            proc.process.wait(timeout=10)
