@@ -10,7 +10,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 def canonical_hash(operation: str, fields: dict[str, Any]) -> bytes:
@@ -143,8 +143,8 @@ class ExpireHold:
         return canonical_hash(self.operation, {"pending_id": str(self.pending_id)})
 
 
-TransferCommand = Union[CreateTransfer, PostPending, VoidPending, ReverseTransfer]
-Command = Union[CreateAsset, CreateAccount, CreateTransfer, PostPending, VoidPending, ReverseTransfer, ExpireHold]
+TransferCommand = CreateTransfer | PostPending | VoidPending | ReverseTransfer
+Command = CreateAsset | CreateAccount | CreateTransfer | PostPending | VoidPending | ReverseTransfer | ExpireHold
 
 
 @dataclass(frozen=True)
@@ -163,4 +163,4 @@ class TransferBatch:
         )
 
 
-Job = Union[Command, TransferBatch]
+Job = Command | TransferBatch

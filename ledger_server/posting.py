@@ -15,6 +15,7 @@ one bad job cannot starve its neighbours.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -34,7 +35,7 @@ from ledger_server import queries, rows, wire
 from ledger_server.errors import LedgerError, idempotency_key_reused, transient
 from ledger_server.ids import account_lock_key, new_uuid7
 from ledger_server.metrics import Metrics
-from ledger_server.state_machine import AccountState, BatchState, HoldState, TransferRecord
+from ledger_server.state_machine import BatchState, HoldState, TransferRecord
 
 log = logging.getLogger(__name__)
 Q = queries.load("posting")
@@ -126,10 +127,10 @@ class PostingEngine:
             self._metrics.batch_splits.inc()
             middle = len(jobs) // 2
             return self.execute(jobs[:middle]) + self.execute(jobs[middle:])
-        error = transient(
+        exhausted = transient(
             grpc.StatusCode.ABORTED, "SERIALIZATION_RETRIES_EXHAUSTED", "too much contention; retry the request"
         )
-        return [Outcome.of_error(error)]
+        return [Outcome.of_error(exhausted)]
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -282,7 +283,7 @@ def _apply_batch(state: BatchState, batch: c.TransferBatch) -> bytes:
     outcomes: list[Outcome] = []
     failed = None
     for index, item in enumerate(batch.items):
-        outcomes.append(_apply_idempotent(state, item, lambda item=item: _run_command(state, item)))
+        outcomes.append(_apply_idempotent(state, item, functools.partial(_run_command, state, item)))
         if outcomes[-1].code != 0:
             failed = index
             break

@@ -48,6 +48,11 @@ class LedgerServer:
             config.database_url, min_size=1, max_size=config.read_pool_size, kwargs={"autocommit": True},
             open=True, timeout=10, name="ledger-reads",
         )
+        pool = self._pool
+        self.metrics.pool_size.set_function(lambda: float(pool.get_stats().get("pool_size", 0)))
+        self.metrics.pool_in_use.set_function(
+            lambda: float(pool.get_stats().get("pool_size", 0) - pool.get_stats().get("pool_available", 0))
+        )
         self._committer = GroupCommitter(PostingEngine(config.database_url, self.metrics), self.metrics)
         self._expirer = HoldExpirer(self._pool, self._committer, self.metrics, config.hold_expiry_interval_s)
         self._grpc = grpc.server(
