@@ -1,0 +1,1 @@
+"""Python SDK of the ledger (see docs/sdk.md)."""
