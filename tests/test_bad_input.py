@@ -11,11 +11,11 @@ import psycopg
 import pytest
 from google.protobuf import timestamp_pb2
 
+from ledger.v1 import admin_pb2, ledger_pb2_grpc
 from ledger.v1 import ledger_pb2 as pb
-from ledger.v1 import ledger_pb2_grpc
 from tests.ledger_api import error_reason, new_account, new_asset, rid, transfer
 
-TABLES = ("assets", "accounts", "transfers", "entries", "holds", "request_outcomes", "outbox")
+TABLES = ("assets", "accounts", "transfers", "entries", "holds", "request_outcomes", "outbox", "callers")
 U128_MAX = (1 << 128) - 1
 MISSING = "0189abcd-0000-7000-8000-00000000beef"
 LONG_ID = "x" * 256
@@ -121,6 +121,19 @@ def cases(w: dict[str, str]) -> Iterator[tuple[str, Any, grpc.StatusCode, str]]:
     yield "GetTransfer", pb.GetTransferRequest(id="x"), invalid, "INVALID_ID"
     yield "GetTransfer", pb.GetTransferRequest(id=MISSING), grpc.StatusCode.NOT_FOUND, "TRANSFER_NOT_FOUND"
     yield "GetTransfer", pb.GetTransferRequest(request_id=""), invalid, "INVALID_REQUEST_ID"
+    yield "CreateApiKey", admin_pb2.CreateApiKeyRequest(request_id=rid(), name="k", scopes=["root"]), invalid, \
+        "INVALID_SCOPE"
+    yield "CreateApiKey", admin_pb2.CreateApiKeyRequest(request_id=rid(), name="k"), invalid, "INVALID_SCOPE"
+    yield "CreateApiKey", admin_pb2.CreateApiKeyRequest(request_id=rid(), name="", scopes=["admin"]), invalid, \
+        "MISSING_FIELD"
+    yield "CreateApiKey", admin_pb2.CreateApiKeyRequest(request_id="", name="k", scopes=["admin"]), invalid, \
+        "INVALID_REQUEST_ID"
+    yield "CreateCertificateCaller", admin_pb2.CreateCertificateCallerRequest(
+        request_id=rid(), name="svc", certificate_subject="", scopes=["admin"]), invalid, "MISSING_FIELD"
+    yield "RevokeCaller", admin_pb2.RevokeCallerRequest(request_id=rid(), caller_id="x"), invalid, "INVALID_ID"
+    yield "ListCallers", admin_pb2.ListCallersRequest(page_size=2000), invalid, "INVALID_PAGE_SIZE"
+    yield "ListAuditRecords", admin_pb2.ListAuditRecordsRequest(page_token="zz"), invalid, "INVALID_PAGE_TOKEN"
+    yield "VerifyLedger", admin_pb2.VerifyLedgerRequest(), grpc.StatusCode.OK, ""
 
 
 def test_every_rpc_refuses_bad_input_and_writes_nothing(

@@ -14,7 +14,7 @@ import pytest
 
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, open_channel
 from tests.invariants import assert_ledger_consistent, transfers_by_request_id
 from tests.ledger_api import error_reason, new_account, new_asset, rid
 
@@ -117,7 +117,7 @@ def real_server(database_url: str) -> Iterator[ServerProcess]:
 
 
 def test_many_clients_keep_the_ledger_exact(real_server: ServerProcess, database_url: str) -> None:
-    with grpc.insecure_channel(real_server.target) as channel:
+    with open_channel(real_server.target) as channel:
         stub = ledger_pb2_grpc.LedgerStub(channel)
         asset = new_asset(stub)
         world = new_account(stub, asset)  # the outside world: may go negative
@@ -144,7 +144,7 @@ def test_many_clients_keep_the_ledger_exact(real_server: ServerProcess, database
 
 
 def test_fifty_concurrent_duplicates_execute_once(real_server: ServerProcess, database_url: str) -> None:
-    with grpc.insecure_channel(real_server.target) as channel:
+    with open_channel(real_server.target) as channel:
         stub = ledger_pb2_grpc.LedgerStub(channel)
         asset = new_asset(stub)
         a, b = new_account(stub, asset), new_account(stub, asset)
