@@ -99,11 +99,24 @@ class PostingEngine:
         assert jobs, "empty batch"
         deadline = time.monotonic() + CONNECTION_RETRY_WINDOW_S
         attempts = ATTEMPTS_BEFORE_SPLIT if len(jobs) > 1 else ATTEMPTS_MAX
-        for attempt in range(attempts):
+        attempt = connection_failures = 0
+        while attempt < attempts:
             try:
                 return self._run_once(jobs)
             except RetryableBatchError as error:
                 self._metrics.batch_retries.labels(cause=str(error)).inc()
+                attempt += 1
+                _sleep_backoff(attempt)
+            except psycopg.OperationalError as error:
+                # Connection lost (or the server shutting down). The server may have committed before
+                # the connection died: the retry finds the stored outcomes and replays them.
+                self._metrics.batch_retries.labels(cause="connection").inc()
+                log.warning("database connection lost: %s", error)
+                self.close()
+                if time.monotonic() > deadline:
+                    return [Outcome.of_error(_unavailable())] * len(jobs)
+                connection_failures += 1
+                time.sleep(min(1.0, 0.02 * 2 ** min(connection_failures, 6)))
             except LedgerError:
                 raise
             except Exception:
@@ -114,16 +127,6 @@ class PostingEngine:
                     internal = transient(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; nothing was written")
                     return [Outcome.of_error(internal)]
                 break
-            except psycopg.OperationalError as error:
-                # The server may have committed before the connection died: the retry replays.
-                self._metrics.batch_retries.labels(cause="connection").inc()
-                log.warning("database connection lost: %s", error)
-                self.close()
-                if time.monotonic() > deadline:
-                    return [Outcome.of_error(_unavailable())] * len(jobs)
-                time.sleep(min(1.0, 0.05 * 2**attempt))
-                continue
-            _sleep_backoff(attempt)
         if len(jobs) > 1:
             self._metrics.batch_splits.inc()
             middle = len(jobs) // 2

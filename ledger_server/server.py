@@ -101,8 +101,10 @@ class LedgerServer:
         key = pathlib.Path(config.tls_key).read_bytes()
         chain = pathlib.Path(config.tls_cert).read_bytes()
         client_ca = pathlib.Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
+        # With a client CA every connection must present a certificate it signed (mutual TLS); a bearer
+        # key on the call still names the caller when present. Without one: TLS plus bearer keys.
         credentials = grpc.ssl_server_credentials(
-            [(key, chain)], root_certificates=client_ca, require_client_auth=False,
+            [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None,
         )
         return int(self._grpc.add_secure_port(config.listen, credentials))
 

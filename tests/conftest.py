@@ -67,6 +67,17 @@ def open_channel(target: str, key: str | None = ADMIN_KEY) -> grpc.Channel:
     return grpc.intercept_channel(channel, _BearerToken(key))
 
 
+# Lines the run prints at its end (fault-injection and durability summaries), passing or not.
+RUN_SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if RUN_SUMMARY:
+        terminalreporter.section("fault injection and durability summary")
+        for line in RUN_SUMMARY:
+            terminalreporter.write_line(line)
+
+
 def _reachable(url: str) -> bool:
     try:
         with psycopg.connect(url, connect_timeout=3) as conn:

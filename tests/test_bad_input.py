@@ -161,3 +161,26 @@ def test_page_token_of_another_query_is_refused(stub: ledger_pb2_grpc.LedgerStub
     with pytest.raises(grpc.RpcError) as raised:
         stub.ListAccountEntries(pb.ListAccountEntriesRequest(account_id=world["a"], page_token=page.next_page_token))
     assert error_reason(raised.value) == "INVALID_PAGE_TOKEN"
+
+
+def test_forged_page_tokens_are_refused(stub: ledger_pb2_grpc.LedgerStub, world: dict[str, str]) -> None:
+    """Page tokens are not secret: a client can forge one for the right query with any key inside."""
+    from ledger_server import pagination
+
+    for key in ["zzz", "\x00", None, [1, 2], {"a": 1}, -5, 2**70, "x" * 300]:
+        forged = [
+            ("ListAccounts", pb.ListAccountsRequest(page_token=pagination.encode(key, ["accounts", None, {}]))),
+            ("ListAssets", pb.ListAssetsRequest(page_token=pagination.encode(key, "assets"))),
+            ("ListAccountEntries", pb.ListAccountEntriesRequest(
+                account_id=world["a"], page_token=pagination.encode(key, ["entries", world["a"], None, None]))),
+            ("ListCallers", admin_pb2.ListCallersRequest(page_token=pagination.encode(key, "callers"))),
+            ("ListAuditRecords", admin_pb2.ListAuditRecordsRequest(
+                page_token=pagination.encode(key, ["audit", None, None]))),
+        ]
+        for method, request in forged:
+            if key is None and method != "ListAuditRecords":
+                continue  # a null key is simply the first page
+            with pytest.raises(grpc.RpcError) as raised:
+                getattr(stub, method)(request)
+                raise AssertionError(f"{method} accepted a forged key {key!r}")
+            assert error_reason(raised.value) == "INVALID_PAGE_TOKEN", (method, key)

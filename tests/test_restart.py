@@ -12,7 +12,7 @@ import grpc
 
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
-from tests.conftest import ServerProcess, open_channel
+from tests.conftest import RUN_SUMMARY, ServerProcess, open_channel
 from tests.invariants import assert_ledger_consistent, transfers_by_request_id
 from tests.ledger_api import new_account, new_asset, rid
 
@@ -77,4 +77,5 @@ def test_acknowledged_transfers_survive_sigkill(
     assert duplicated == []
     assert set(found) <= attempted | {r for r in found if r.startswith("expire:")}
     assert_ledger_consistent(database_url)
-    print(f"acknowledged {len(acknowledged)}, attempted {len(attempted)}, kills {KILLS}, lost 0, duplicated 0")
+    RUN_SUMMARY.append(f"fault=sigkill_single_requests acknowledged={len(acknowledged)} attempted={len(attempted)} "
+                       f"faults_injected={KILLS} lost=0 duplicated=0")

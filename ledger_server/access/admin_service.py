@@ -47,6 +47,11 @@ def _name(value: str, field: str = "name") -> str:
     return value
 
 
+def _audit_key(value: Any) -> tuple[dt.datetime, str]:
+    moment, request_id = value
+    return dt.datetime.fromisoformat(pagination.text_key(moment)), pagination.text_key(request_id)
+
+
 class AdminService:
     """Mixed into LedgerService; relies on its committer, pool-backed reads and metrics."""
 
@@ -101,10 +106,9 @@ class AdminService:
         self, request: admin_pb2.ListCallersRequest, context: grpc.ServicerContext
     ) -> admin_pb2.ListCallersResponse:
         size = v.page_size(request.page_size)
-        after = pagination.decode(request.page_token, "callers")
+        after = pagination.decode(request.page_token, "callers", pagination.uuid_key)
         with self.pool.connection() as conn:
-            rows = conn.execute(Q["list_callers"], {
-                "after": uuid.UUID(after) if after else uuid.UUID(int=0), "limit": size + 1}).fetchall()
+            rows = conn.execute(Q["list_callers"], {"after": after or uuid.UUID(int=0), "limit": size + 1}).fetchall()
         response = admin_pb2.ListCallersResponse(callers=[caller_message(r) for r in rows[:size]])
         if len(rows) > size:
             response.next_page_token = pagination.encode(str(rows[size - 1][0]), "callers")
@@ -115,12 +119,12 @@ class AdminService:
         self, request: admin_pb2.ListAuditRecordsRequest, context: grpc.ServicerContext
     ) -> admin_pb2.ListAuditRecordsResponse:
         size = v.page_size(request.page_size)
-        caller = request.caller or None
+        caller = _name(request.caller, "caller") if request.caller else None
         start = to_datetime(request.start_time, "start_time") if request.HasField("start_time") else None
         query = ["audit", caller, start]
-        after = pagination.decode(request.page_token, query)
+        after = pagination.decode(request.page_token, query, _audit_key)
         if after:
-            after_time, after_id = dt.datetime.fromisoformat(after[0]), after[1]
+            after_time, after_id = after
         else:
             after_time, after_id = (start or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) - dt.timedelta(microseconds=1), ""
         with self.pool.connection() as conn:

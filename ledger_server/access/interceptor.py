@@ -28,6 +28,23 @@ _PRINCIPAL: contextvars.ContextVar[Principal] = contextvars.ContextVar("principa
 AUTHORIZATION_CHARS_MAX = 512
 
 
+class _Malformed:
+    """Stands in for a request whose bytes did not parse, so the caller gets INVALID_ARGUMENT."""
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # DecodeError and friends: any unparseable input
+            return _Malformed()
+
+    return parse
+
+
 def current_principal() -> Principal:
     return _PRINCIPAL.get()
 
@@ -81,31 +98,40 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 context.abort_with_status(_rate_limited(decision.retry_after_s))
             return principal
 
+        def check_parsed(request: Any, context: grpc.ServicerContext) -> None:
+            if isinstance(request, _Malformed):
+                context.abort_with_status(_refuse(
+                    grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST", "the request is not a valid message"))
+
         if handler.unary_unary is not None:
             unary = handler.unary_unary
 
             def guarded_unary(request: Any, context: grpc.ServicerContext) -> Any:
-                token = _PRINCIPAL.set(admit(context))
+                principal = admit(context)
+                check_parsed(request, context)
+                token = _PRINCIPAL.set(principal)
                 try:
                     return unary(request, context)
                 finally:
                     _PRINCIPAL.reset(token)
 
             return grpc.unary_unary_rpc_method_handler(
-                guarded_unary, request_deserializer=handler.request_deserializer,
+                guarded_unary, request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer)
         if handler.unary_stream is not None:
             stream = handler.unary_stream
 
             def guarded_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                token = _PRINCIPAL.set(admit(context))
+                principal = admit(context)
+                check_parsed(request, context)
+                token = _PRINCIPAL.set(principal)
                 try:
                     yield from stream(request, context)
                 finally:
                     _PRINCIPAL.reset(token)
 
             return grpc.unary_stream_rpc_method_handler(
-                guarded_stream, request_deserializer=handler.request_deserializer,
+                guarded_stream, request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer)
         return handler  # the ledger has no client-streaming RPCs
 

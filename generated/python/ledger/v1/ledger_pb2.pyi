@@ -62,6 +62,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CALLER_NOT_FOUND: _ClassVar[ErrorReason]
     CALLER_ALREADY_REVOKED: _ClassVar[ErrorReason]
     CALLER_ALREADY_EXISTS: _ClassVar[ErrorReason]
+    MALFORMED_REQUEST: _ClassVar[ErrorReason]
 
 class Side(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -135,6 +136,7 @@ INVALID_SCOPE: ErrorReason
 CALLER_NOT_FOUND: ErrorReason
 CALLER_ALREADY_REVOKED: ErrorReason
 CALLER_ALREADY_EXISTS: ErrorReason
+MALFORMED_REQUEST: ErrorReason
 SIDE_UNSPECIFIED: Side
 DEBIT: Side
 CREDIT: Side
