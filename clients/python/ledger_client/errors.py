@@ -183,6 +183,15 @@ class MissingField(InvalidRequest):
     REASON = "MISSING_FIELD"
 
 
+# -- NOT_FOUND -------------------------------------------------------------------------------------
+
+
+class NotFound(LedgerError):
+    """A read found nothing under that key (NOT_FOUND)."""
+
+    REASON = "NOT_FOUND"
+
+
 # -- FAILED_PRECONDITION: business rejections, bound to the request id for good -------------------
 
 
@@ -198,11 +207,15 @@ class CreditLimitExceeded(Rejected):
     REASON = "CREDIT_LIMIT_EXCEEDED"
 
 
-class AccountNotFound(Rejected):
+class AccountNotFound(Rejected, NotFound):
+    """FAILED_PRECONDITION in a mutation, NOT_FOUND in a read: catchable as either."""
+
     REASON = "ACCOUNT_NOT_FOUND"
 
 
-class AssetNotFound(Rejected):
+class AssetNotFound(Rejected, NotFound):
+    """FAILED_PRECONDITION in a mutation, NOT_FOUND in a read: catchable as either."""
+
     REASON = "ASSET_NOT_FOUND"
 
 
@@ -214,7 +227,9 @@ class SameAccount(Rejected):
     REASON = "SAME_ACCOUNT"
 
 
-class PendingNotFound(Rejected):
+class PendingNotFound(Rejected, NotFound):
+    """FAILED_PRECONDITION in a mutation, NOT_FOUND in a read: catchable as either."""
+
     REASON = "PENDING_NOT_FOUND"
 
 
@@ -238,7 +253,9 @@ class ExceedsReversibleAmount(Rejected):
     REASON = "EXCEEDS_REVERSIBLE_AMOUNT"
 
 
-class TransferNotFound(Rejected):
+class TransferNotFound(Rejected, NotFound):
+    """FAILED_PRECONDITION in a mutation, NOT_FOUND in a read: catchable as either."""
+
     REASON = "TRANSFER_NOT_FOUND"
 
 
@@ -258,19 +275,13 @@ class BatchItemFailed(Rejected):
     REASON = "BATCH_ITEM_FAILED"
 
 
-# -- ALREADY_EXISTS / NOT_FOUND ------------------------------------------------------------------
+# -- ALREADY_EXISTS ------------------------------------------------------------------------------
 
 
 class IdempotencyKeyReused(LedgerError):
     """The request id was used before with a different payload (ALREADY_EXISTS); nothing was done."""
 
     REASON = "IDEMPOTENCY_KEY_REUSED"
-
-
-class NotFound(LedgerError):
-    """A read found nothing under that key (NOT_FOUND)."""
-
-    REASON = "NOT_FOUND"
 
 
 # -- transient: safe to retry with the same request id -------------------------------------------
