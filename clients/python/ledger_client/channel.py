@@ -22,9 +22,13 @@ MESSAGE_BYTES_MAX = 32 * 1024 * 1024  # as the server: a full 8000-item batch fi
 USER_AGENT = "ledger-client-python/0.1"
 
 DEFAULT_SERVICE_CONFIG: Mapping[str, Any] = {
-    # Spread calls over every address a DNS name resolves to. Retries are the SDK's own (same
-    # request id, deadline-bounded), so no gRPC retryPolicy here: two layers would multiply attempts.
+    # Spread calls over every address a DNS name resolves to.
     "loadBalancingConfig": [{"round_robin": {}}],
+    # While the server is unreachable (a restart, a deploy), an attempt waits for the connection,
+    # bounded by its deadline, instead of failing at once: outages are ridden out by time, not by
+    # burning attempts. Retries are the SDK's own (same request id, deadline-bounded), so there is
+    # no gRPC retryPolicy here: two layers would multiply attempts.
+    "methodConfig": [{"name": [{"service": "ledger.v1.Ledger"}], "waitForReady": True}],
 }
 
 
@@ -58,6 +62,8 @@ class ChannelSettings:
     tls: TlsSettings | None = None  # None: plaintext (loopback and tests only)
     keepalive_time_ms: int = 60_000  # ping an active connection idle this long, to detect dead peers
     keepalive_timeout_ms: int = 20_000  # ... and drop it when the ping is not answered in this time
+    reconnect_backoff_initial_ms: int = 100  # gRPC's own reconnect backoff (default 1 s growing to 120 s)
+    reconnect_backoff_max_ms: int = 2_000  # ... kept short so a restarted server is found again quickly
     max_send_message_bytes: int = MESSAGE_BYTES_MAX
     max_receive_message_bytes: int = MESSAGE_BYTES_MAX
     service_config: Mapping[str, Any] | None = field(default_factory=lambda: dict(DEFAULT_SERVICE_CONFIG))
@@ -69,6 +75,7 @@ class ChannelSettings:
         if self.token is not None and (not self.token or any(c in self.token for c in "\r\n")):
             raise ValueError("token must be a non-empty single line")
         assert self.keepalive_time_ms >= 1_000 and self.keepalive_timeout_ms >= 1_000
+        assert 10 <= self.reconnect_backoff_initial_ms <= self.reconnect_backoff_max_ms <= 120_000
         assert 0 < self.max_send_message_bytes <= 1 << 30 and 0 < self.max_receive_message_bytes <= 1 << 30
 
     @classmethod
@@ -93,6 +100,8 @@ class ChannelSettings:
             ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
             ("grpc.keepalive_permit_without_calls", 0),  # idle channels stay quiet
             ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.initial_reconnect_backoff_ms", self.reconnect_backoff_initial_ms),
+            ("grpc.max_reconnect_backoff_ms", self.reconnect_backoff_max_ms),
             ("grpc.max_send_message_length", self.max_send_message_bytes),
             ("grpc.max_receive_message_length", self.max_receive_message_bytes),
             ("grpc.primary_user_agent", USER_AGENT),
