@@ -12,7 +12,7 @@ import json
 import os
 import pathlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -21,15 +21,18 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 MESSAGE_BYTES_MAX = 32 * 1024 * 1024  # as the server: a full 8000-item batch fits
 USER_AGENT = "ledger-client-python/0.1"
 
-DEFAULT_SERVICE_CONFIG: Mapping[str, Any] = {
-    # Spread calls over every address a DNS name resolves to.
-    "loadBalancingConfig": [{"round_robin": {}}],
-    # While the server is unreachable (a restart, a deploy), an attempt waits for the connection,
-    # bounded by its deadline, instead of failing at once: outages are ridden out by time, not by
-    # burning attempts. Retries are the SDK's own (same request id, deadline-bounded), so there is
-    # no gRPC retryPolicy here: two layers would multiply attempts.
-    "methodConfig": [{"name": [{"service": "ledger.v1.Ledger"}], "waitForReady": True}],
-}
+
+def default_service_config(wait_for_ready: bool) -> dict[str, Any]:
+    """The gRPC service config the SDK uses unless the caller passes its own."""
+    return {
+        # Spread calls over every address a DNS name resolves to.
+        "loadBalancingConfig": [{"round_robin": {}}],
+        # waitForReady: while the server is unreachable (a restart, a deploy) an attempt waits for
+        # the connection, bounded by its deadline, instead of failing at once: outages are ridden
+        # out by time, not by burning attempts. Retries are the SDK's own (same request id,
+        # deadline-bounded), so there is no gRPC retryPolicy: two layers would multiply attempts.
+        "methodConfig": [{"name": [{"service": "ledger.v1.Ledger"}], "waitForReady": wait_for_ready}],
+    }
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class TlsSettings:
             return None if path is None else pathlib.Path(path).read_bytes()
 
         return grpc.ssl_channel_credentials(
-            root_certificates=read(self.ca_file), private_key=read(self.key_file),
+            root_certificates=read(self.ca_file),
+            private_key=read(self.key_file),
             certificate_chain=read(self.cert_file),
         )
 
@@ -66,7 +70,10 @@ class ChannelSettings:
     reconnect_backoff_max_ms: int = 2_000  # ... kept short so a restarted server is found again quickly
     max_send_message_bytes: int = MESSAGE_BYTES_MAX
     max_receive_message_bytes: int = MESSAGE_BYTES_MAX
-    service_config: Mapping[str, Any] | None = field(default_factory=lambda: dict(DEFAULT_SERVICE_CONFIG))
+    # True: calls wait (within their deadline) for a connection; False: fail fast with the
+    # connection error, e.g. for interactive tools where a TLS mistake should surface at once.
+    wait_for_ready: bool = True
+    service_config: Mapping[str, Any] | None = None  # None: default_service_config(wait_for_ready)
     extra_options: Sequence[tuple[str, Any]] = ()  # any further grpc.* channel arguments
 
     def __post_init__(self) -> None:
@@ -83,12 +90,15 @@ class ChannelSettings:
         """Settings from LEDGER_TARGET, LEDGER_API_KEY and LEDGER_TLS_{CA,CERT,KEY,SERVER_NAME}."""
         env = os.environ if environ is None else environ
         tls = tls_from_values(
-            ca_file=env.get("LEDGER_TLS_CA"), cert_file=env.get("LEDGER_TLS_CERT"),
-            key_file=env.get("LEDGER_TLS_KEY"), server_name=env.get("LEDGER_TLS_SERVER_NAME"),
+            ca_file=env.get("LEDGER_TLS_CA"),
+            cert_file=env.get("LEDGER_TLS_CERT"),
+            key_file=env.get("LEDGER_TLS_KEY"),
+            server_name=env.get("LEDGER_TLS_SERVER_NAME"),
             enabled=env.get("LEDGER_TLS", "") in ("1", "true", "yes"),
         )
         values: dict[str, Any] = {
-            "target": env.get("LEDGER_TARGET") or DEFAULT_TARGET, "token": env.get("LEDGER_API_KEY") or None,
+            "target": env.get("LEDGER_TARGET") or DEFAULT_TARGET,
+            "token": env.get("LEDGER_API_KEY") or None,
             "tls": tls,
         }
         values.update(overrides)
@@ -106,8 +116,13 @@ class ChannelSettings:
             ("grpc.max_receive_message_length", self.max_receive_message_bytes),
             ("grpc.primary_user_agent", USER_AGENT),
         ]
-        if self.service_config is not None:
-            options.append(("grpc.service_config", json.dumps(self.service_config)))
+        config = (
+            default_service_config(self.wait_for_ready)
+            if self.service_config is None
+            else self.service_config
+        )
+        if config:
+            options.append(("grpc.service_config", json.dumps(config)))
         if self.tls is not None and self.tls.server_name:
             options.append(("grpc.ssl_target_name_override", self.tls.server_name))
         options.extend(self.extra_options)
@@ -142,5 +157,9 @@ def tls_from_values(
     def path(value: str | None) -> pathlib.Path | None:
         return pathlib.Path(value) if value else None
 
-    return TlsSettings(ca_file=path(ca_file), cert_file=path(cert_file), key_file=path(key_file),
-                       server_name=server_name or None)
+    return TlsSettings(
+        ca_file=path(ca_file),
+        cert_file=path(cert_file),
+        key_file=path(key_file),
+        server_name=server_name or None,
+    )

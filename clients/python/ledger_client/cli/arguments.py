@@ -77,6 +77,7 @@ def open_client(args: argparse.Namespace) -> LedgerClient:
         target=option(args, "target", "LEDGER_TARGET") or DEFAULT_TARGET,
         token=option(args, "token", "LEDGER_API_KEY"),
         tls=tls,
+        wait_for_ready=False,  # an operator should see "connection refused" or a TLS error, not a timeout
     )
     return LedgerClient(settings=settings, timeout=getattr(args, "timeout", DEFAULT_TIMEOUT_S))
 
