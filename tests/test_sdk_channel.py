@@ -120,7 +120,8 @@ def test_without_a_client_certificate_mtls_refuses(mtls_server: FakeServer, pki:
     server_only = TlsSettings(ca_file=pki / "ca.pem")
     waiting = ChannelSettings(mtls_server.target, tls=server_only)
     # by default a call waits (within its deadline) for a connection that never comes ...
-    with LedgerClient(settings=waiting, retry=ONE_TRY, timeout=1) as client, pytest.raises(errors.DeadlineExceeded):
+    expected = pytest.raises(errors.DeadlineExceeded)
+    with LedgerClient(settings=waiting, retry=ONE_TRY, timeout=1) as client, expected:
         client.get_account(account_id=ACCOUNT)
     # ... and with wait_for_ready=False the handshake failure surfaces at once
     fail_fast = ChannelSettings(mtls_server.target, tls=server_only, wait_for_ready=False)
