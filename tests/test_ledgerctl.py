@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
+from ledger.v1 import ledger_pb2 as pb
 from ledger_client.cli.app import (
     EXIT_REFUSED,
     EXIT_UNAVAILABLE,
@@ -21,6 +22,7 @@ from ledger_client.cli.app import (
 
 from ledger_server.server import LedgerServer
 from tests.conftest import free_port
+from tests.fake_ledger import FakeServer, Respond
 
 
 def ledgerctl(target: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -136,3 +138,25 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             main([*command, "--help"])
         assert exited.value.code == 0, command
         assert "usage: ledgerctl" in capsys.readouterr().out
+
+
+def test_listings_render_against_a_scripted_ledger(capsys: pytest.CaptureFixture[str]) -> None:
+    """Tables and JSON of the list commands, with pages, against the in-process fake."""
+    account = pb.Account(
+        id="01900000-0000-7000-8000-00000000000a", asset="EUR", credits_posted="12345",
+        debits_pending="45", debits_must_not_exceed_credits=True, version=7,
+    )
+    with FakeServer() as fake:
+        fake.ledger.then(Respond(pb.ListAccountsResponse(accounts=[account], next_page_token="p2")))
+        argv = ["--target", fake.target, "account", "list", "--asset", "EUR", "--meta", "owner=bob"]
+        assert main(argv) == 0
+        printed = capsys.readouterr()
+        assert "12345" in printed.out and "12300" in printed.out and "no overdraft" in printed.out
+        assert "--page-token p2" in printed.err
+        request = fake.ledger.attempts[0].request
+        assert (request.asset, dict(request.metadata)) == ("EUR", {"owner": "bob"})
+
+        fake.ledger.then(Respond(pb.ListAssetsResponse(assets=[pb.Asset(code="EUR", scale=2)])))
+        assert main(["asset", "list", "--json", "--target", fake.target]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        assert listed["items"][0]["code"] == "EUR" and listed["next_page_token"] == ""
