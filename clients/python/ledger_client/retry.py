@@ -41,7 +41,8 @@ class RetryPolicy:
     initial_backoff_s: float = 0.05
     max_backoff_s: float = 2.0
     multiplier: float = 2.0
-    attempt_timeout_s: float = 5.0  # one attempt's deadline (the call's overall deadline bounds it too)
+    # one attempt's deadline, as the server's commit timeout; the call's overall deadline bounds it too
+    attempt_timeout_s: float = 10.0
     attempt_min_s: float = 0.05  # don't start an attempt with less time than this before the deadline
     server_delay_max_s: float = 30.0  # a server-sent RetryInfo delay is capped at this
 
