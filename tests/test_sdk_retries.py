@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from ledger.v1 import ledger_pb2 as pb
 from ledger_client import (
     AsyncLedgerClient,
+    ChannelSettings,
     LedgerClient,
     NewTransfer,
     RetryNotice,
@@ -245,6 +246,14 @@ def test_client_side_refusals_send_nothing(fake: FakeServer) -> None:
             transfer(client, request_id="has space")
         with pytest.raises(ValueError, match="timeout"):
             transfer(client, timeout=0)
+    assert fake.ledger.attempts == []
+
+
+def test_an_oversized_request_is_refused_before_sending(fake: FakeServer) -> None:
+    settings = ChannelSettings(fake.target, max_send_message_bytes=4096)
+    items = [NewTransfer(ACCOUNT_A, ACCOUNT_B, 1, "USD") for _ in range(100)]
+    with LedgerClient(settings=settings, retry=FAST) as client, pytest.raises(ValueError, match="split it"):
+        client.create_transfers(transfers=items)
     assert fake.ledger.attempts == []
 
 

@@ -70,6 +70,13 @@ class CallCore:
             self.on_retry(notice)
         return delay
 
+    def check_size(self, request: Any) -> None:
+        """Refuse a request gRPC would refuse locally (RESOURCE_EXHAUSTED), which no retry can fix."""
+        size: int = request.ByteSize()
+        limit = self.settings.max_send_message_bytes
+        if size > limit:
+            raise ValueError(f"the request is {size} bytes, over max_send_message_bytes={limit}: split it")
+
     def remember_scale(self, code: str, scale: int) -> None:
         if len(self.scales) >= SCALE_CACHE_MAX:
             self.scales.clear()

@@ -83,6 +83,7 @@ class LedgerClient:
         """Send `request` until it succeeds, fails for good, or attempts / deadline run out."""
         multicallable = getattr(self._stub, method)
         request_id = request_id_of(request)
+        self._core.check_size(request)
         attempt = 0
         while True:
             attempt += 1
