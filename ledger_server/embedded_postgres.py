@@ -20,7 +20,9 @@ class EmbeddedPostgres:
 
         data_dir.mkdir(parents=True, exist_ok=True)
         log.info("starting embedded PostgreSQL in %s", data_dir)
-        self._server: Any = pgserver.get_server(str(data_dir), cleanup_mode="stop")
+        self._server: Any = pgserver.get_server(  # type: ignore[attr-defined]
+            str(data_dir), cleanup_mode="stop"
+        )
         self.uri: str = self._server.get_uri()
         self._server.psql("SELECT 1;")
 

@@ -104,8 +104,8 @@ class GroupCommitter:
             outcomes = [Outcome.of_error(error)] * len(jobs)
         except Exception:  # the writer thread must survive anything
             log.exception("group commit failed")
-            error = transient(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; nothing was written")
-            outcomes = [Outcome.of_error(error)] * len(jobs)
+            internal = transient(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; nothing was written")
+            outcomes = [Outcome.of_error(internal)] * len(jobs)
         assert len(outcomes) == len(jobs)
         for future, outcome in zip(futures, outcomes, strict=True):
             future.set_result(outcome)

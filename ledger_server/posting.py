@@ -15,6 +15,7 @@ one bad job cannot starve its neighbours.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -34,7 +35,7 @@ from ledger_server import queries, rows, wire
 from ledger_server.errors import LedgerError, idempotency_key_reused, transient
 from ledger_server.ids import account_lock_key, new_uuid7
 from ledger_server.metrics import Metrics
-from ledger_server.state_machine import AccountState, BatchState, HoldState, TransferRecord
+from ledger_server.state_machine import BatchState, HoldState, TransferRecord
 
 log = logging.getLogger(__name__)
 Q = queries.load("posting")
@@ -68,6 +69,7 @@ class StoredOutcome:
     operation: str
     request_hash: bytes
     outcome: Outcome
+    caller: str = "system"
 
 
 class RetryableBatchError(Exception):
@@ -126,10 +128,10 @@ class PostingEngine:
             self._metrics.batch_splits.inc()
             middle = len(jobs) // 2
             return self.execute(jobs[:middle]) + self.execute(jobs[middle:])
-        error = transient(
+        exhausted = transient(
             grpc.StatusCode.ABORTED, "SERIALIZATION_RETRIES_EXHAUSTED", "too much contention; retry the request"
         )
-        return [Outcome.of_error(error)]
+        return [Outcome.of_error(exhausted)]
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -197,7 +199,7 @@ class PostingEngine:
             new_id=self._new_id,
             outcomes=stored,
         )
-        results = [_apply_job(state, job) for job in jobs]
+        results = [_apply_job(state, job, conn) for job in jobs]
         _write(conn, state, loaded_versions)
         return results
 
@@ -205,12 +207,14 @@ class PostingEngine:
 # -- applying jobs to the in-memory state --------------------------------------------------------
 
 
-def _apply_job(state: BatchState, job: c.Job) -> Outcome:
+def _apply_job(state: BatchState, job: c.Job, conn: psycopg.Connection[Any]) -> Outcome:
     if isinstance(job, c.ExpireHold):
         state.expire_due(job.pending_id)
         return Outcome(0, b"")
     if isinstance(job, c.TransferBatch):
-        return _apply_idempotent(state, job, lambda: _apply_batch(state, job))
+        return _apply_idempotent(state, job, lambda: _apply_batch(state, job, conn))
+    if isinstance(job, c.SideEffect):
+        return _apply_side_effect(state, job, conn)
     for pending_id in _holds_of(job):
         state.expire_due(pending_id)  # a hold past its timeout is released before anything else
     mark = state.savepoint()
@@ -222,9 +226,25 @@ def _apply_job(state: BatchState, job: c.Job) -> Outcome:
     if outcome.code != 0 and not outcome.replayed:
         state.rollback(mark)
         if outcome.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]:
-            state.record_outcome(job.request_id, StoredOutcome(job.operation, job.request_hash(), outcome))
+            state.record_outcome(
+                job.request_id, StoredOutcome(job.operation, job.request_hash(), outcome, job.caller)
+            )
         return outcome
     state.release()
+    return outcome
+
+
+def _apply_side_effect(state: BatchState, job: c.SideEffect, conn: psycopg.Connection[Any]) -> Outcome:
+    """Run a non-ledger mutation under a database savepoint; its outcome is kept like any other."""
+    conn.execute("SAVEPOINT side_effect")
+    outcome = _apply_idempotent(state, job, lambda: job.execute(conn, state.now))
+    if outcome.code != 0 and not outcome.replayed:
+        conn.execute("ROLLBACK TO SAVEPOINT side_effect")
+        if outcome.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]:
+            state.record_outcome(
+                job.request_id, StoredOutcome(job.operation, job.request_hash(), outcome, job.caller)
+            )
+    conn.execute("RELEASE SAVEPOINT side_effect")
     return outcome
 
 
@@ -240,7 +260,7 @@ def _apply_idempotent(state: BatchState, job: c.Job, run: Callable[[], bytes]) -
         outcome = Outcome(0, run())
     except LedgerError as error:
         return Outcome.of_error(error)  # the caller decides whether to remember it
-    state.record_outcome(job.request_id, StoredOutcome(job.operation, request_hash, outcome))
+    state.record_outcome(job.request_id, StoredOutcome(job.operation, request_hash, outcome, job.caller))
     return outcome
 
 
@@ -271,18 +291,18 @@ def _run_transfer(state: BatchState, cmd: c.Job) -> TransferRecord:
     raise AssertionError(f"not a transfer command: {cmd!r}")
 
 
-def _apply_batch(state: BatchState, batch: c.TransferBatch) -> bytes:
+def _apply_batch(state: BatchState, batch: c.TransferBatch, conn: psycopg.Connection[Any]) -> bytes:
     """CreateTransfers: items succeed or fail on their own, or (atomic) all together."""
     response = ledger_pb2.CreateTransfersResponse()
     if not batch.atomic:
         for item in batch.items:
-            response.results.append(_item_result(_apply_job(state, item)))
+            response.results.append(_item_result(_apply_job(state, item, conn)))
         return response.SerializeToString()
     mark = state.savepoint()
     outcomes: list[Outcome] = []
     failed = None
     for index, item in enumerate(batch.items):
-        outcomes.append(_apply_idempotent(state, item, lambda item=item: _run_command(state, item)))
+        outcomes.append(_apply_idempotent(state, item, functools.partial(_run_command, state, item)))
         if outcomes[-1].code != 0:
             failed = index
             break
@@ -361,6 +381,7 @@ def _write(conn: psycopg.Connection[Any], state: BatchState, loaded_versions: di
                 "hashes": [o.request_hash for _, o in e.outcomes],
                 "codes": [o.outcome.code for _, o in e.outcomes],
                 "outcomes": [o.outcome.payload for _, o in e.outcomes],
+                "callers": [o.caller for _, o in e.outcomes],
             })
         if e.events:
             conn.execute(Q["insert_outbox"], {

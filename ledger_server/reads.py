@@ -15,8 +15,9 @@ import grpc
 from psycopg_pool import ConnectionPool
 
 from ledger.v1 import ledger_pb2
-from ledger_server import pagination, queries, rows, wire
+from ledger_server import pagination, queries, wire
 from ledger_server.errors import LedgerError
+from ledger_server.rows import account_state, transfer_record
 
 Q = queries.load("reads")
 
@@ -36,7 +37,8 @@ class Reads:
 
     def _all(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         with self._pool.connection() as conn:
-            return conn.execute(Q[name], params).fetchall()
+            found: list[tuple[Any, ...]] = conn.execute(Q[name], params).fetchall()
+            return found
 
     def get_asset(self, code: str) -> ledger_pb2.Asset:
         row = self._one("get_asset", {"code": code})
@@ -56,7 +58,7 @@ class Reads:
         row = self._one("get_account", {"id": account_id})
         if row is None:
             raise _not_found("ACCOUNT_NOT_FOUND", "no such account", account_id=str(account_id))
-        return wire.account(rows.account_state(row))
+        return wire.account(account_state(row))
 
     def list_accounts(
         self, page_size: int, token: str, asset: str | None, metadata: dict[str, str]
@@ -68,7 +70,7 @@ class Reads:
             "metadata": json.dumps(metadata), "limit": page_size + 1,
         }
         rows = self._all("list_accounts", params)
-        accounts = [wire.account(rows.account_state(r)) for r in rows[:page_size]]
+        accounts = [wire.account(account_state(r)) for r in rows[:page_size]]
         response = ledger_pb2.ListAccountsResponse(accounts=accounts)
         if len(rows) > page_size:
             response.next_page_token = pagination.encode(str(rows[page_size - 1][0]), query)
@@ -112,7 +114,7 @@ class Reads:
             row = self._one("get_transfer_by_request_id", {"request_id": request_id})
         if row is None:
             raise _not_found("TRANSFER_NOT_FOUND", "no such transfer")
-        return wire.transfer(rows.transfer_record(row[:-1]), hold_state=row[-1])
+        return wire.transfer(transfer_record(row[:-1]), hold_state=row[-1])
 
 
 def _entry(row: tuple[Any, ...]) -> ledger_pb2.Entry:

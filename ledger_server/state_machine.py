@@ -352,10 +352,9 @@ class BatchState:
         self._set(self.transfers, transfer.id, transfer)
         self.effects.transfers.append(transfer)
         entries = self.effects.entries
-        entries.append(EntryRecord(transfer.id, debit.id, DEBIT, transfer.kind, pending_change, posted_change, new_debit))
-        entries.append(
-            EntryRecord(transfer.id, credit.id, CREDIT, transfer.kind, pending_change, posted_change, new_credit)
-        )
+        kind = transfer.kind
+        entries.append(EntryRecord(transfer.id, debit.id, DEBIT, kind, pending_change, posted_change, new_debit))
+        entries.append(EntryRecord(transfer.id, credit.id, CREDIT, kind, pending_change, posted_change, new_credit))
 
 
 def _check_limits(account: AccountState) -> None:

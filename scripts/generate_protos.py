@@ -42,10 +42,11 @@ def generate(out_dir: pathlib.Path) -> None:
         (out_dir / package / "py.typed").write_text("")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT)
     generate(parser.parse_args().out)
+    return 0
 
 
 if __name__ == "__main__":

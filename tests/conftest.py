@@ -22,11 +22,49 @@ import psycopg
 import pytest
 
 from ledger.v1 import ledger_pb2_grpc
+from ledger_server.access.callers import provision_admin_key
 from ledger_server.migrate import migrate
 from ledger_server.server import LedgerServer, ServerConfig
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The admin key every test server is provisioned with (LEDGER_BOOTSTRAP_ADMIN_KEY); tests only.
+ADMIN_KEY = "test-admin-key-" + uuid.uuid4().hex
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer <key>` to every call of a channel."""
+
+    def __init__(self, key: str) -> None:
+        self._metadata = ("authorization", f"Bearer {key}")
+
+    def _with_key(self, details: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._metadata]
+        return details._replace(metadata=metadata) if hasattr(details, "_replace") else _Details(details, metadata)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_key(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_key(details), request)
+
+
+class _Details(grpc.ClientCallDetails):  # type: ignore[misc]
+    def __init__(self, details: Any, metadata: Any) -> None:
+        self.method = details.method
+        self.timeout = details.timeout
+        self.metadata = metadata
+        self.credentials = details.credentials
+        self.wait_for_ready = getattr(details, "wait_for_ready", None)
+        self.compression = getattr(details, "compression", None)
+
+
+def open_channel(target: str, key: str | None = ADMIN_KEY) -> grpc.Channel:
+    """An insecure channel to a test server that authenticates with `key` (None: anonymous)."""
+    channel = grpc.insecure_channel(target)
+    if key is None:
+        return channel
+    return grpc.intercept_channel(channel, _BearerToken(key))
 
 
 def _reachable(url: str) -> bool:
@@ -93,6 +131,7 @@ def database_url(new_database: Callable[[], str]) -> str:
 
 @pytest.fixture(scope="module")
 def ledger_server(database_url: str) -> Iterator[LedgerServer]:
+    provision_admin_key(database_url, ADMIN_KEY)
     server = LedgerServer(
         ServerConfig(listen="127.0.0.1:0", database_url=database_url, hold_expiry_interval_s=0.2)
     ).start()
@@ -102,8 +141,7 @@ def ledger_server(database_url: str) -> Iterator[LedgerServer]:
 
 @pytest.fixture(scope="module")
 def channel(ledger_server: LedgerServer) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(ledger_server.target) as chan:
-        grpc.channel_ready_future(chan).result(timeout=10)
+    with open_channel(ledger_server.target) as chan:
         yield chan
 
 
@@ -130,7 +168,8 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 30) -> ServerProcess:
-        env = {**os.environ, "LEDGER_DATABASE_URL": self.database_url, "LEDGER_LISTEN": self.target, **self.extra_env}
+        env = {**os.environ, "LEDGER_DATABASE_URL": self.database_url, "LEDGER_LISTEN": self.target,
+               "LEDGER_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY, **self.extra_env}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ledger_server.main"], env=env, cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -18,6 +18,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf import message as pb_message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
 

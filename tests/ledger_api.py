@@ -36,12 +36,13 @@ def new_account(
 
 
 def transfer(
-    stub: ledger_pb2_grpc.LedgerStub, debit: str, credit: str, amount: int, asset: str, **fields: object
+    stub: ledger_pb2_grpc.LedgerStub, debit: str, credit: str, amount: int, asset: str, *, pending: bool = False,
+    timeout_seconds: int = 0, request_id: str | None = None,
 ) -> pb.Transfer:
     result: pb.Transfer = stub.CreateTransfer(
         pb.CreateTransferRequest(
-            request_id=str(fields.pop("request_id", rid("transfer"))), debit_account_id=debit,
-            credit_account_id=credit, amount=str(amount), asset=asset, **fields,  # type: ignore[arg-type]
+            request_id=request_id or rid("transfer"), debit_account_id=debit, credit_account_id=credit,
+            amount=str(amount), asset=asset, pending=pending, timeout_seconds=timeout_seconds,
         )
     )
     return result
@@ -49,7 +50,7 @@ def transfer(
 
 def error_reason(error: grpc.RpcError) -> str:
     """The ErrorInfo.reason of a failed call (asserts there is exactly one ErrorInfo)."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None, error
     infos = []
     for detail in status.details:
@@ -58,4 +59,5 @@ def error_reason(error: grpc.RpcError) -> str:
             infos.append(info)
     assert len(infos) == 1, status
     assert infos[0].domain == "ledger.v1"
-    return infos[0].reason
+    reason: str = infos[0].reason
+    return reason

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
+
 from ledger.v1 import ledger_pb2 as pb
 from ledger_client.cli.app import (
     EXIT_REFUSED,
@@ -19,15 +20,14 @@ from ledger_client.cli.app import (
     build_parser,
     main,
 )
-
 from ledger_server.server import LedgerServer
-from tests.conftest import free_port
+from tests.conftest import ADMIN_KEY, free_port
 from tests.fake_ledger import FakeServer, Respond
 
 
 def ledgerctl(target: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the installed console script as an operator would (the target comes from LEDGER_TARGET)."""
-    env = {**os.environ, "LEDGER_TARGET": target}
+    env = {**os.environ, "LEDGER_TARGET": target, "LEDGER_API_KEY": ADMIN_KEY}
     script = os.path.join(os.path.dirname(sys.executable), "ledgerctl")
     done = subprocess.run([script, *args], env=env, capture_output=True, text=True, timeout=60)
     if check:

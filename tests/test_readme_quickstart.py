@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from ledger_server.server import LedgerServer
+from tests.conftest import ADMIN_KEY
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 SECTION = "## Python SDK quick-start"
@@ -25,7 +26,7 @@ def quickstart_code() -> str:
 def test_the_quickstart_runs_as_written(ledger_server: LedgerServer, tmp_path: pathlib.Path) -> None:
     script = tmp_path / "quickstart.py"
     script.write_text(quickstart_code())
-    env = {**os.environ, "LEDGER_TARGET": ledger_server.target}
+    env = {**os.environ, "LEDGER_TARGET": ledger_server.target, "LEDGER_API_KEY": ADMIN_KEY}
     for run in (1, 2):
         done = subprocess.run(
             [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from ledger_client import ChannelSettings, LedgerClient, RetryPolicy, TlsSettings, errors
 
+from ledger_client import ChannelSettings, LedgerClient, RetryPolicy, TlsSettings, errors
 from tests.fake_ledger import FakeServer
 
 ACCOUNT = "01900000-0000-7000-8000-00000000000a"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+
 from ledger.v1 import ledger_pb2 as pb
 from ledger_client import errors, results
 

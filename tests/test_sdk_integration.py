@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 import grpc
 import psycopg
 import pytest
-from ledger_client import AsyncLedgerClient, LedgerClient, RetryNotice, RetryPolicy, Transfer
 
+from ledger_client import AsyncLedgerClient, LedgerClient, RetryNotice, RetryPolicy, Transfer
 from ledger_server.server import LedgerServer
-from tests.conftest import ServerProcess
+from tests.conftest import ADMIN_KEY, ServerProcess
 from tests.tcp_proxy import TcpProxy
 
 QUICK = RetryPolicy(max_attempts=10, initial_backoff_s=0.05, max_backoff_s=0.5, attempt_timeout_s=5.0)
@@ -63,8 +63,8 @@ def test_an_answer_lost_after_commit_is_retried_and_the_transfer_exists_once(
     ledger_server: LedgerServer, proxy: TcpProxy, database_url: str
 ) -> None:
     notices: list[RetryNotice] = []
-    with LedgerClient(ledger_server.target) as direct, \
-            LedgerClient(proxy.target, retry=QUICK, on_retry=notices.append) as client:
+    with LedgerClient(ledger_server.target, token=ADMIN_KEY) as direct, \
+            LedgerClient(proxy.target, token=ADMIN_KEY, retry=QUICK, on_retry=notices.append) as client:
         asset, debit, credit = open_accounts(direct)
         client.get_account(account_id=debit)  # the connection through the proxy is up
         proxy.cut_after_response()
@@ -81,8 +81,8 @@ def test_a_request_cut_before_the_server_saw_it_is_retried_and_executes_once(
     ledger_server: LedgerServer, proxy: TcpProxy, database_url: str
 ) -> None:
     notices: list[RetryNotice] = []
-    with LedgerClient(ledger_server.target) as direct, \
-            LedgerClient(proxy.target, retry=QUICK, on_retry=notices.append) as client:
+    with LedgerClient(ledger_server.target, token=ADMIN_KEY) as direct, \
+            LedgerClient(proxy.target, token=ADMIN_KEY, retry=QUICK, on_retry=notices.append) as client:
         asset, debit, credit = open_accounts(direct)
         proxy.cut_before_request()
         result = client.create_transfer(
@@ -96,11 +96,11 @@ def test_the_async_client_survives_a_lost_answer_too(
     ledger_server: LedgerServer, proxy: TcpProxy, database_url: str
 ) -> None:
     notices: list[RetryNotice] = []
-    with LedgerClient(ledger_server.target) as direct:
+    with LedgerClient(ledger_server.target, token=ADMIN_KEY) as direct:
         asset, debit, credit = open_accounts(direct)
 
         async def scenario() -> Transfer:
-            async with AsyncLedgerClient(proxy.target, retry=QUICK, on_retry=notices.append) as client:
+            async with AsyncLedgerClient(proxy.target, token=ADMIN_KEY, retry=QUICK, on_retry=notices.append) as client:
                 await client.get_account(account_id=debit)
                 proxy.cut_after_response()
                 return await client.create_transfer(
@@ -121,8 +121,9 @@ def test_a_server_killed_while_answering_and_restarted_still_moves_money_once(
     notices: list[RetryNotice] = []
     outcome: dict[str, Transfer | BaseException] = {}
     try:
-        with LedgerClient(first.target) as direct, \
-                LedgerClient(relay.target, retry=patient, timeout=90, on_retry=notices.append) as client:
+        with LedgerClient(first.target, token=ADMIN_KEY) as direct, LedgerClient(
+            relay.target, token=ADMIN_KEY, retry=patient, timeout=90, on_retry=notices.append
+        ) as client:
             asset, debit, credit = open_accounts(direct)
             client.get_account(account_id=debit)
             relay.hold_responses()
@@ -147,7 +148,7 @@ def test_a_server_killed_while_answering_and_restarted_still_moves_money_once(
             result = outcome["result"]
             assert isinstance(result, Transfer), result
             assert notices and {n.request_id for n in notices} == {result.request_id}
-            with LedgerClient(first.target) as fresh:
+            with LedgerClient(first.target, token=ADMIN_KEY) as fresh:
                 assert_exactly_once(database_url, fresh, debit, result, 4200)
     finally:
         relay.close()

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from ledger_client import errors
 from ledger_client.money import U128_MAX, format_major, to_major_units, to_minor_units
 

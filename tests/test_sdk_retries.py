@@ -18,6 +18,7 @@ import grpc
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from ledger.v1 import ledger_pb2 as pb
 from ledger_client import (
     AsyncLedgerClient,
@@ -29,7 +30,6 @@ from ledger_client import (
     errors,
 )
 from ledger_client.retry import NEVER_RETRIED_CODES, RETRYABLE_CODES
-
 from tests.fake_ledger import Fail, FakeServer, Respond, Stall
 
 ACCOUNT_A = "01900000-0000-7000-8000-00000000000a"

@@ -105,11 +105,11 @@ FROM unnest(%(ids)s::uuid[], %(dp)s::numeric[], %(dpo)s::numeric[], %(cp)s::nume
 WHERE a.id = u.id AND a.version = u.old_version;
 
 -- name: insert_outcomes
-INSERT INTO request_outcomes (request_id, operation, request_hash, grpc_code, outcome, created_at)
-SELECT request_id, operation, request_hash, grpc_code, outcome, %(now)s
+INSERT INTO request_outcomes (request_id, operation, request_hash, grpc_code, outcome, caller, created_at)
+SELECT request_id, operation, request_hash, grpc_code, outcome, caller, %(now)s
 FROM unnest(%(request_ids)s::text[], %(operations)s::text[], %(hashes)s::bytea[],
-            %(codes)s::smallint[], %(outcomes)s::bytea[])
-     AS u(request_id, operation, request_hash, grpc_code, outcome);
+            %(codes)s::smallint[], %(outcomes)s::bytea[], %(callers)s::text[])
+     AS u(request_id, operation, request_hash, grpc_code, outcome, caller);
 
 -- name: insert_outbox
 INSERT INTO outbox (event_type, account_ids, payload, created_at)

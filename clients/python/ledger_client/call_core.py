@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ledger_client.channel import ChannelSettings
@@ -34,6 +34,7 @@ class CallCore:
         retry: RetryPolicy,
         timeout: float,
         on_retry: RetryObserver | None,
+        asset_scales: Mapping[str, int] | None = None,
     ) -> None:
         check_timeout(timeout)
         self.settings = settings
@@ -41,7 +42,8 @@ class CallCore:
         self.timeout = timeout
         self.on_retry = on_retry
         self.metadata = settings.call_metadata()
-        self.scales: dict[str, int] = {}
+        # Known scales spare the GetAsset lookup (and its `accounts:read` scope) for major-unit amounts.
+        self.scales: dict[str, int] = dict(asset_scales or {})
         self._random = random.Random()
 
     def deadline(self, timeout: float | None) -> float:

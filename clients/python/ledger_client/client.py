@@ -14,23 +14,26 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import message as pb_message
-from ledger.v1 import ledger_pb2 as pb
-from ledger.v1 import ledger_pb2_grpc
 
+from ledger.v1 import admin_pb2, ledger_pb2_grpc
+from ledger.v1 import ledger_pb2 as pb
 from ledger_client import messages
 from ledger_client.call_core import DEFAULT_TIMEOUT_S, CallCore, RetryObserver, request_id_of
 from ledger_client.channel import DEFAULT_TARGET, ChannelSettings, TlsSettings
-from ledger_client.errors import LedgerError
 from ledger_client.money import Amount, needs_scale, to_minor_units
 from ledger_client.results import (
     Account,
     Asset,
+    AuditRecord,
     Balance,
     BatchResult,
+    Caller,
     Entry,
+    NewApiKey,
     NewTransfer,
     Page,
     Transfer,
+    Verification,
 )
 from ledger_client.retry import RetryPolicy
 from ledger_client.status_details import error_from_rpc
@@ -52,12 +55,16 @@ class LedgerClient:
         retry: RetryPolicy | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         on_retry: RetryObserver | None = None,
+        asset_scales: Mapping[str, int] | None = None,
         channel: grpc.Channel | None = None,
     ) -> None:
-        """Connect to `target`, or use `settings` (TLS, keepalive, ...) or a ready `channel`."""
+        """Connect to `target`, or use `settings` (TLS, keepalive, ...) or a ready `channel`.
+
+        `asset_scales` ({"USD": 2}) spares the scale lookup that major-unit amounts otherwise need.
+        """
         if settings is None:
             settings = ChannelSettings(target=target, token=token, tls=tls)
-        self._core = CallCore(settings, retry or RetryPolicy(), timeout, on_retry)
+        self._core = CallCore(settings, retry or RetryPolicy(), timeout, on_retry, asset_scales)
         self._owns_channel = channel is None
         self._channel = settings.open() if channel is None else channel
         self._stub = _make_stub(self._channel)
@@ -370,5 +377,68 @@ class LedgerClient:
         request = messages.get_transfer(transfer_id=transfer_id, request_id=request_id)
         return Transfer.from_proto(self._invoke("GetTransfer", request, pb.Transfer, deadline))
 
+    # -- access control, audit, verification (scope `admin`) --------------------------------------
 
-__all__ = ["LedgerClient", "LedgerError"]
+    def create_api_key(
+        self,
+        *,
+        name: str,
+        scopes: Sequence[str],
+        tenant: str | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> NewApiKey:
+        """Issue an API key. Its secret is in the first response only: store it before anything else."""
+        deadline = self._core.deadline(timeout)
+        request = messages.create_api_key(name=name, scopes=scopes, tenant=tenant, request_id=request_id)
+        return NewApiKey.from_proto(self._invoke("CreateApiKey", request, admin_pb2.CreateApiKeyResponse, deadline))
+
+    def create_certificate_caller(
+        self,
+        *,
+        name: str,
+        certificate_subject: str,
+        scopes: Sequence[str],
+        tenant: str | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Caller:
+        """Admit TLS clients whose certificate subject common name is `certificate_subject`."""
+        deadline = self._core.deadline(timeout)
+        request = messages.create_certificate_caller(
+            name=name, certificate_subject=certificate_subject, scopes=scopes, tenant=tenant, request_id=request_id
+        )
+        return Caller.from_proto(self._invoke("CreateCertificateCaller", request, admin_pb2.Caller, deadline))
+
+    def revoke_caller(self, *, caller_id: str, request_id: str | None = None, timeout: float | None = None) -> Caller:
+        deadline = self._core.deadline(timeout)
+        request = admin_pb2.RevokeCallerRequest(request_id=messages.request_id_or_new(request_id), caller_id=caller_id)
+        return Caller.from_proto(self._invoke("RevokeCaller", request, admin_pb2.Caller, deadline))
+
+    def list_callers(self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None) -> Page[Caller]:
+        deadline = self._core.deadline(timeout)
+        request = admin_pb2.ListCallersRequest(page_size=page_size, page_token=page_token)
+        response = self._invoke("ListCallers", request, admin_pb2.ListCallersResponse, deadline)
+        return Page(tuple(Caller.from_proto(c) for c in response.callers), response.next_page_token)
+
+    def list_audit_records(
+        self,
+        *,
+        caller: str | None = None,
+        start_time: dt.datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> Page[AuditRecord]:
+        deadline = self._core.deadline(timeout)
+        request = messages.list_audit_records(
+            caller=caller, start_time=start_time, page_size=page_size, page_token=page_token
+        )
+        response = self._invoke("ListAuditRecords", request, admin_pb2.ListAuditRecordsResponse, deadline)
+        return Page(tuple(AuditRecord.from_proto(r) for r in response.records), response.next_page_token)
+
+    def verify_ledger(self, *, timeout: float | None = None) -> Verification:
+        """Check every ledger invariant on the live database (may take a while: pass a timeout)."""
+        deadline = self._core.deadline(timeout)
+        request = admin_pb2.VerifyLedgerRequest()
+        return Verification.from_proto(self._invoke("VerifyLedger", request, admin_pb2.VerifyLedgerResponse, deadline))

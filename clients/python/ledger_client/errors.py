@@ -10,7 +10,8 @@ caller should do next:
 - `NotFound` (NOT_FOUND): a read found nothing.
 - `Transient` (UNAVAILABLE, ABORTED, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED): safe to retry with the
   same request id; the SDK already did, until its attempts or the call's deadline ran out.
-- `Internal`, `Cancelled`, `Unauthenticated`, `PermissionDenied`, `UnexpectedStatus`: the rest.
+- `Unauthenticated`, `PermissionDenied`: credentials, scopes, tenants; refused before any work.
+- `Internal`, `Cancelled`, `UnexpectedStatus`: the rest.
 
 Statuses without an ErrorInfo (a dropped connection, a client-side deadline, a proxy) map by gRPC
 code (`Unavailable`, `DeadlineExceeded`, ...) and have `reason == ""`.
@@ -36,6 +37,9 @@ __all__ = [
     "BatchEmpty",
     "BatchItemFailed",
     "BatchTooLarge",
+    "CallerAlreadyExists",
+    "CallerAlreadyRevoked",
+    "CallerNotFound",
     "Cancelled",
     "CreditLimitExceeded",
     "DatabaseUnavailable",
@@ -47,6 +51,7 @@ __all__ = [
     "Internal",
     "InvalidAmount",
     "InvalidAssetCode",
+    "InvalidCredentials",
     "InvalidFlags",
     "InvalidId",
     "InvalidMetadata",
@@ -55,10 +60,13 @@ __all__ = [
     "InvalidRequest",
     "InvalidRequestId",
     "InvalidScale",
+    "InvalidScope",
     "InvalidTimeRange",
     "InvalidTimeout",
     "LedgerError",
+    "MissingCredentials",
     "MissingField",
+    "MissingScope",
     "NotFound",
     "Overflow",
     "Overloaded",
@@ -67,10 +75,12 @@ __all__ = [
     "PendingExpired",
     "PendingNotFound",
     "PermissionDenied",
+    "RateLimited",
     "Rejected",
     "SameAccount",
     "SerializationRetriesExhausted",
     "ShuttingDown",
+    "TenantMismatch",
     "Timeout",
     "TransferNotFound",
     "TransferNotReversible",
@@ -183,6 +193,10 @@ class MissingField(InvalidRequest):
     REASON = "MISSING_FIELD"
 
 
+class InvalidScope(InvalidRequest):
+    REASON = "INVALID_SCOPE"
+
+
 # -- NOT_FOUND -------------------------------------------------------------------------------------
 
 
@@ -275,6 +289,18 @@ class BatchItemFailed(Rejected):
     REASON = "BATCH_ITEM_FAILED"
 
 
+class CallerNotFound(Rejected, NotFound):
+    REASON = "CALLER_NOT_FOUND"
+
+
+class CallerAlreadyRevoked(Rejected):
+    REASON = "CALLER_ALREADY_REVOKED"
+
+
+class CallerAlreadyExists(Rejected):
+    REASON = "CALLER_ALREADY_EXISTS"
+
+
 # -- ALREADY_EXISTS ------------------------------------------------------------------------------
 
 
@@ -311,6 +337,12 @@ class Timeout(Transient):
     REASON = "TIMEOUT"
 
 
+class RateLimited(Transient):
+    """RESOURCE_EXHAUSTED with a RetryInfo delay: the SDK waited that long and retried."""
+
+    REASON = "RATE_LIMITED"
+
+
 class Unavailable(Transient):
     """UNAVAILABLE without an ErrorInfo: no connection, or it dropped mid-call."""
 
@@ -337,11 +369,31 @@ class Cancelled(LedgerError):
 
 
 class Unauthenticated(LedgerError):
-    """No or wrong credentials (UNAUTHENTICATED)."""
+    """No or wrong credentials (UNAUTHENTICATED): refused before any work."""
+
+
+class MissingCredentials(Unauthenticated):
+    REASON = "MISSING_CREDENTIALS"
+
+
+class InvalidCredentials(Unauthenticated):
+    """An unknown, malformed or revoked key, or an unknown certificate subject."""
+
+    REASON = "INVALID_CREDENTIALS"
 
 
 class PermissionDenied(LedgerError):
-    """The credentials may not do this (PERMISSION_DENIED)."""
+    """The credentials may not do this (PERMISSION_DENIED): refused before any work."""
+
+
+class MissingScope(PermissionDenied):
+    REASON = "MISSING_SCOPE"
+
+
+class TenantMismatch(PermissionDenied):
+    """The caller is limited to a tenant and the accounts belong to another."""
+
+    REASON = "TENANT_MISMATCH"
 
 
 class UnexpectedStatus(LedgerError):

@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 
 import grpc
 from google.protobuf import timestamp_pb2
-from ledger.v1 import ledger_pb2 as pb
 
+from ledger.v1 import admin_pb2
+from ledger.v1 import ledger_pb2 as pb
 from ledger_client.errors import InvalidRequestId, MissingField
 from ledger_client.request_ids import is_valid_request_id, new_request_id
 
@@ -156,4 +157,30 @@ def list_account_entries(
         request.start_time.CopyFrom(timestamp(start_time, "start_time"))
     if end_time is not None:
         request.end_time.CopyFrom(timestamp(end_time, "end_time"))
+    return request
+
+
+def create_api_key(
+    *, name: str, scopes: Sequence[str], tenant: str | None, request_id: str | None
+) -> admin_pb2.CreateApiKeyRequest:
+    return admin_pb2.CreateApiKeyRequest(
+        request_id=request_id_or_new(request_id), name=name, scopes=list(scopes), tenant=tenant or ""
+    )
+
+
+def create_certificate_caller(
+    *, name: str, certificate_subject: str, scopes: Sequence[str], tenant: str | None, request_id: str | None
+) -> admin_pb2.CreateCertificateCallerRequest:
+    return admin_pb2.CreateCertificateCallerRequest(
+        request_id=request_id_or_new(request_id), name=name, certificate_subject=certificate_subject,
+        scopes=list(scopes), tenant=tenant or "",
+    )
+
+
+def list_audit_records(
+    *, caller: str | None, start_time: dt.datetime | None, page_size: int, page_token: str
+) -> admin_pb2.ListAuditRecordsRequest:
+    request = admin_pb2.ListAuditRecordsRequest(caller=caller or "", page_size=page_size, page_token=page_token)
+    if start_time is not None:
+        request.start_time.CopyFrom(timestamp(start_time, "start_time"))
     return request

@@ -14,8 +14,9 @@ from enum import StrEnum
 from typing import Generic, TypeVar
 
 from google.protobuf import timestamp_pb2
-from ledger.v1 import ledger_pb2 as pb
 
+from ledger.v1 import admin_pb2
+from ledger.v1 import ledger_pb2 as pb
 from ledger_client.errors import LedgerError, build_error, status_code
 from ledger_client.money import Amount, parse_wire_amount
 
@@ -288,3 +289,82 @@ class BatchResult:
                 )
                 items.append(ItemResult(request_id, None, error))
         return cls(tuple(items))
+
+
+# -- access control, audit and verification (scope `admin`) --------------------------------------
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who may call: an API key or a TLS client certificate subject, with scopes and an optional tenant."""
+
+    id: str
+    kind: str  # "api_key" or "certificate"
+    name: str
+    scopes: tuple[str, ...]
+    tenant: str | None
+    certificate_subject: str | None
+    created_at: dt.datetime
+    created_by: str
+    revoked_at: dt.datetime | None
+
+    @classmethod
+    def from_proto(cls, message: admin_pb2.Caller) -> Caller:
+        return cls(
+            id=message.id, kind=message.kind, name=message.name, scopes=tuple(message.scopes),
+            tenant=message.tenant or None, certificate_subject=message.certificate_subject or None,
+            created_at=_time(message.created_at), created_by=message.created_by,
+            revoked_at=_optional_time(message, "revoked_at"),
+        )
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """A created API key. `key` is shown once: a replay of the same request returns it empty."""
+
+    caller: Caller
+    key: str = field(repr=False)
+
+    @classmethod
+    def from_proto(cls, message: admin_pb2.CreateApiKeyResponse) -> NewApiKey:
+        return cls(caller=Caller.from_proto(message.caller), key=message.key)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One stored mutation outcome: who did what, when, and how it ended (code 0: success)."""
+
+    request_id: str
+    operation: str
+    caller: str
+    code: int
+    created_at: dt.datetime
+
+    @classmethod
+    def from_proto(cls, message: admin_pb2.AuditRecord) -> AuditRecord:
+        return cls(
+            request_id=message.request_id, operation=message.operation, caller=message.caller,
+            code=message.code, created_at=_time(message.created_at),
+        )
+
+
+@dataclass(frozen=True)
+class InvariantViolation:
+    invariant: str
+    rows: tuple[str, ...]  # the offending rows as JSON objects (at most 20)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of VerifyLedger: every invariant checked on the live database."""
+
+    ok: bool
+    checked: tuple[str, ...]
+    violations: tuple[InvariantViolation, ...]
+
+    @classmethod
+    def from_proto(cls, message: admin_pb2.VerifyLedgerResponse) -> Verification:
+        return cls(
+            ok=message.ok, checked=tuple(message.checked),
+            violations=tuple(InvariantViolation(v.invariant, tuple(v.rows)) for v in message.violations),
+        )

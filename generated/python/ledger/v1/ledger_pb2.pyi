@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from ledger.v1 import admin_pb2 as _admin_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -52,6 +53,15 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SHUTTING_DOWN: _ClassVar[ErrorReason]
     TIMEOUT: _ClassVar[ErrorReason]
     INTERNAL: _ClassVar[ErrorReason]
+    MISSING_CREDENTIALS: _ClassVar[ErrorReason]
+    INVALID_CREDENTIALS: _ClassVar[ErrorReason]
+    MISSING_SCOPE: _ClassVar[ErrorReason]
+    TENANT_MISMATCH: _ClassVar[ErrorReason]
+    RATE_LIMITED: _ClassVar[ErrorReason]
+    INVALID_SCOPE: _ClassVar[ErrorReason]
+    CALLER_NOT_FOUND: _ClassVar[ErrorReason]
+    CALLER_ALREADY_REVOKED: _ClassVar[ErrorReason]
+    CALLER_ALREADY_EXISTS: _ClassVar[ErrorReason]
 
 class Side(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -116,6 +126,15 @@ OVERLOADED: ErrorReason
 SHUTTING_DOWN: ErrorReason
 TIMEOUT: ErrorReason
 INTERNAL: ErrorReason
+MISSING_CREDENTIALS: ErrorReason
+INVALID_CREDENTIALS: ErrorReason
+MISSING_SCOPE: ErrorReason
+TENANT_MISMATCH: ErrorReason
+RATE_LIMITED: ErrorReason
+INVALID_SCOPE: ErrorReason
+CALLER_NOT_FOUND: ErrorReason
+CALLER_ALREADY_REVOKED: ErrorReason
+CALLER_ALREADY_EXISTS: ErrorReason
 SIDE_UNSPECIFIED: Side
 DEBIT: Side
 CREDIT: Side
