@@ -83,6 +83,11 @@ def test_a_full_flow_with_json_output(ledger_server: LedgerServer) -> None:
     rest = as_json(target, "account", "entries", wallet["id"], "--page-token", first_page["next_page_token"])
     assert [e["id"] for e in rest["items"]] == [e["id"] for e in everything["items"][2:]]
 
+    listed = as_json(target, "account", "list", "--asset", code)
+    assert {a["id"] for a in listed["items"]} == {funding["id"], wallet["id"]}
+    owned = as_json(target, "account", "list", "--asset", code, "--meta", "owner=alice")
+    assert [a["id"] for a in owned["items"]] == [wallet["id"]]
+
     again = as_json(target, "transfer", "show", "--by-request-id", f"fund-{code}")
     assert again["id"] == funded["id"]
 
