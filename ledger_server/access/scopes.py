@@ -28,6 +28,8 @@ METHOD_SCOPES: dict[str, str] = {
     _LEDGER + "VoidPendingTransfer": "transfers:write",
     _LEDGER + "ReverseTransfer": "transfers:reverse",
     _LEDGER + "GetTransfer": "accounts:read",
+    _LEDGER + "AdjustPendingTransfer": "transfers:write",
+    _LEDGER + "ApplyOperations": "transfers:write",
     _LEDGER + "CreateApiKey": ADMIN,
     _LEDGER + "CreateCertificateCaller": ADMIN,
     _LEDGER + "RevokeCaller": ADMIN,

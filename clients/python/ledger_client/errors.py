@@ -61,6 +61,8 @@ __all__ = [
     "InvalidRequestId",
     "InvalidScale",
     "InvalidScope",
+    "MalformedRequest",
+    "PendingAmountUnchanged",
     "InvalidTimeRange",
     "InvalidTimeout",
     "LedgerError",
@@ -197,6 +199,10 @@ class InvalidScope(InvalidRequest):
     REASON = "INVALID_SCOPE"
 
 
+class MalformedRequest(InvalidRequest):
+    REASON = "MALFORMED_REQUEST"
+
+
 # -- NOT_FOUND -------------------------------------------------------------------------------------
 
 
@@ -299,6 +305,10 @@ class CallerAlreadyRevoked(Rejected):
 
 class CallerAlreadyExists(Rejected):
     REASON = "CALLER_ALREADY_EXISTS"
+
+
+class PendingAmountUnchanged(Rejected):
+    REASON = "PENDING_AMOUNT_UNCHANGED"
 
 
 # -- ALREADY_EXISTS ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ledger.v1 import ledger_pb2 as ledger_dot_v1_dot_ledger__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ledger/v1/events.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/ledger.proto\"\x87\x02\n\x0bLedgerEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\"\n\x04type\x18\x02 \x01(\x0e\x32\x14.ledger.v1.EventType\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61\x63\x63ount_ids\x18\x04 \x03(\t\x12!\n\x05\x61sset\x18\n \x01(\x0b\x32\x10.ledger.v1.AssetH\x00\x12%\n\x07\x61\x63\x63ount\x18\x0b \x01(\x0b\x32\x12.ledger.v1.AccountH\x00\x12\'\n\x08transfer\x18\x0c \x01(\x0b\x32\x13.ledger.v1.TransferH\x00\x42\t\n\x07payload*\xc1\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rASSET_CREATED\x10\x01\x12\x13\n\x0f\x41\x43\x43OUNT_CREATED\x10\x02\x12\x13\n\x0fTRANSFER_POSTED\x10\x03\x12\x10\n\x0cHOLD_CREATED\x10\x04\x12\x0f\n\x0bHOLD_POSTED\x10\x05\x12\x0f\n\x0bHOLD_VOIDED\x10\x06\x12\x10\n\x0cHOLD_EXPIRED\x10\x07\x12\x15\n\x11TRANSFER_REVERSED\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ledger/v1/events.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/ledger.proto\"\x87\x02\n\x0bLedgerEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\"\n\x04type\x18\x02 \x01(\x0e\x32\x14.ledger.v1.EventType\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61\x63\x63ount_ids\x18\x04 \x03(\t\x12!\n\x05\x61sset\x18\n \x01(\x0b\x32\x10.ledger.v1.AssetH\x00\x12%\n\x07\x61\x63\x63ount\x18\x0b \x01(\x0b\x32\x12.ledger.v1.AccountH\x00\x12\'\n\x08transfer\x18\x0c \x01(\x0b\x32\x13.ledger.v1.TransferH\x00\x42\t\n\x07payload*\xd4\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rASSET_CREATED\x10\x01\x12\x13\n\x0f\x41\x43\x43OUNT_CREATED\x10\x02\x12\x13\n\x0fTRANSFER_POSTED\x10\x03\x12\x10\n\x0cHOLD_CREATED\x10\x04\x12\x0f\n\x0bHOLD_POSTED\x10\x05\x12\x0f\n\x0bHOLD_VOIDED\x10\x06\x12\x10\n\x0cHOLD_EXPIRED\x10\x07\x12\x15\n\x11TRANSFER_REVERSED\x10\x08\x12\x11\n\rHOLD_ADJUSTED\x10\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledger.v1.events_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENTTYPE']._serialized_start=361
-  _globals['_EVENTTYPE']._serialized_end=554
+  _globals['_EVENTTYPE']._serialized_end=573
   _globals['_LEDGEREVENT']._serialized_start=95
   _globals['_LEDGEREVENT']._serialized_end=358
 # @@protoc_insertion_point(module_scope)

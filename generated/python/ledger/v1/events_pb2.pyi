@@ -22,6 +22,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HOLD_VOIDED: _ClassVar[EventType]
     HOLD_EXPIRED: _ClassVar[EventType]
     TRANSFER_REVERSED: _ClassVar[EventType]
+    HOLD_ADJUSTED: _ClassVar[EventType]
 EVENT_TYPE_UNSPECIFIED: EventType
 ASSET_CREATED: EventType
 ACCOUNT_CREATED: EventType
@@ -31,6 +32,7 @@ HOLD_POSTED: EventType
 HOLD_VOIDED: EventType
 HOLD_EXPIRED: EventType
 TRANSFER_REVERSED: EventType
+HOLD_ADJUSTED: EventType
 
 class LedgerEvent(_message.Message):
     __slots__ = ("sequence", "type", "occurred_at", "account_ids", "asset", "account", "transfer")

@@ -63,6 +63,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CALLER_ALREADY_REVOKED: _ClassVar[ErrorReason]
     CALLER_ALREADY_EXISTS: _ClassVar[ErrorReason]
     MALFORMED_REQUEST: _ClassVar[ErrorReason]
+    PENDING_AMOUNT_UNCHANGED: _ClassVar[ErrorReason]
 
 class Side(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -87,6 +88,8 @@ class TransferKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VOID_PENDING: _ClassVar[TransferKind]
     EXPIRE_PENDING: _ClassVar[TransferKind]
     REVERSAL: _ClassVar[TransferKind]
+    INCREASE_PENDING: _ClassVar[TransferKind]
+    DECREASE_PENDING: _ClassVar[TransferKind]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INVALID_REQUEST_ID: ErrorReason
 INVALID_AMOUNT: ErrorReason
@@ -137,6 +140,7 @@ CALLER_NOT_FOUND: ErrorReason
 CALLER_ALREADY_REVOKED: ErrorReason
 CALLER_ALREADY_EXISTS: ErrorReason
 MALFORMED_REQUEST: ErrorReason
+PENDING_AMOUNT_UNCHANGED: ErrorReason
 SIDE_UNSPECIFIED: Side
 DEBIT: Side
 CREDIT: Side
@@ -152,6 +156,8 @@ POST_PENDING: TransferKind
 VOID_PENDING: TransferKind
 EXPIRE_PENDING: TransferKind
 REVERSAL: TransferKind
+INCREASE_PENDING: TransferKind
+DECREASE_PENDING: TransferKind
 
 class Asset(_message.Message):
     __slots__ = ("code", "scale", "created_at")
@@ -523,6 +529,55 @@ class ReverseTransferRequest(_message.Message):
     amount: str
     metadata: _containers.ScalarMap[str, str]
     def __init__(self, request_id: _Optional[str] = ..., transfer_id: _Optional[str] = ..., amount: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class AdjustPendingTransferRequest(_message.Message):
+    __slots__ = ("request_id", "pending_id", "amount", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PENDING_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    pending_id: str
+    amount: str
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, request_id: _Optional[str] = ..., pending_id: _Optional[str] = ..., amount: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Operation(_message.Message):
+    __slots__ = ("create_transfer", "post_pending", "void_pending", "reverse", "adjust_pending")
+    CREATE_TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    POST_PENDING_FIELD_NUMBER: _ClassVar[int]
+    VOID_PENDING_FIELD_NUMBER: _ClassVar[int]
+    REVERSE_FIELD_NUMBER: _ClassVar[int]
+    ADJUST_PENDING_FIELD_NUMBER: _ClassVar[int]
+    create_transfer: CreateTransferRequest
+    post_pending: PostPendingTransferRequest
+    void_pending: VoidPendingTransferRequest
+    reverse: ReverseTransferRequest
+    adjust_pending: AdjustPendingTransferRequest
+    def __init__(self, create_transfer: _Optional[_Union[CreateTransferRequest, _Mapping]] = ..., post_pending: _Optional[_Union[PostPendingTransferRequest, _Mapping]] = ..., void_pending: _Optional[_Union[VoidPendingTransferRequest, _Mapping]] = ..., reverse: _Optional[_Union[ReverseTransferRequest, _Mapping]] = ..., adjust_pending: _Optional[_Union[AdjustPendingTransferRequest, _Mapping]] = ...) -> None: ...
+
+class ApplyOperationsRequest(_message.Message):
+    __slots__ = ("request_id", "operations", "atomic")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    ATOMIC_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    operations: _containers.RepeatedCompositeFieldContainer[Operation]
+    atomic: bool
+    def __init__(self, request_id: _Optional[str] = ..., operations: _Optional[_Iterable[_Union[Operation, _Mapping]]] = ..., atomic: _Optional[bool] = ...) -> None: ...
+
+class ApplyOperationsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[TransferResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[TransferResult, _Mapping]]] = ...) -> None: ...
 
 class GetTransferRequest(_message.Message):
     __slots__ = ("id", "request_id")

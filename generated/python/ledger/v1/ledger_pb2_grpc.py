@@ -105,6 +105,16 @@ class LedgerStub:
                 request_serializer=ledger_dot_v1_dot_ledger__pb2.GetTransferRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_ledger__pb2.Transfer.FromString,
                 _registered_method=True)
+        self.AdjustPendingTransfer = channel.unary_unary(
+                '/ledger.v1.Ledger/AdjustPendingTransfer',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.AdjustPendingTransferRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.Transfer.FromString,
+                _registered_method=True)
+        self.ApplyOperations = channel.unary_unary(
+                '/ledger.v1.Ledger/ApplyOperations',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.ApplyOperationsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.ApplyOperationsResponse.FromString,
+                _registered_method=True)
         self.CreateApiKey = channel.unary_unary(
                 '/ledger.v1.Ledger/CreateApiKey',
                 request_serializer=ledger_dot_v1_dot_admin__pb2.CreateApiKeyRequest.SerializeToString,
@@ -227,6 +237,22 @@ class LedgerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AdjustPendingTransfer(self, request, context):
+        """Sets a pending hold's amount to a new total (an incremental authorization raises it, a partial
+        authorization reversal lowers it); the limits are checked like a new hold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyOperations(self, request, context):
+        """A batch of mixed operations (create, post, void, reverse, adjust), each with its own request id
+        and result; with `atomic` all commit or none (e.g. a clearing posted with its fee transfers).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateApiKey(self, request, context):
         """Access control, audit and invariant checks (scope `admin`).
         """
@@ -336,6 +362,16 @@ def add_LedgerServicer_to_server(servicer, server):
                     servicer.GetTransfer,
                     request_deserializer=ledger_dot_v1_dot_ledger__pb2.GetTransferRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_ledger__pb2.Transfer.SerializeToString,
+            ),
+            'AdjustPendingTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdjustPendingTransfer,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.AdjustPendingTransferRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.Transfer.SerializeToString,
+            ),
+            'ApplyOperations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyOperations,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.ApplyOperationsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.ApplyOperationsResponse.SerializeToString,
             ),
             'CreateApiKey': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateApiKey,
@@ -746,6 +782,60 @@ class Ledger:
             '/ledger.v1.Ledger/GetTransfer',
             ledger_dot_v1_dot_ledger__pb2.GetTransferRequest.SerializeToString,
             ledger_dot_v1_dot_ledger__pb2.Transfer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdjustPendingTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/AdjustPendingTransfer',
+            ledger_dot_v1_dot_ledger__pb2.AdjustPendingTransferRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.Transfer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyOperations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/ApplyOperations',
+            ledger_dot_v1_dot_ledger__pb2.ApplyOperationsRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.ApplyOperationsResponse.FromString,
             options,
             channel_credentials,
             insecure,
