@@ -135,6 +135,22 @@ class ReverseTransfer:
 
 
 @dataclass(frozen=True)
+class AdjustPending:
+    request_id: str
+    pending_id: uuid.UUID
+    amount: int  # the hold's new total
+    metadata: dict[str, str] = field(default_factory=dict)
+    caller: str = "system"
+    operation = "AdjustPendingTransfer"
+
+    def request_hash(self) -> bytes:
+        return canonical_hash(
+            self.operation,
+            {"pending_id": str(self.pending_id), "amount": str(self.amount), "metadata": self.metadata},
+        )
+
+
+@dataclass(frozen=True)
 class ExpireHold:
     """Internal: the server releases a hold whose timeout passed. Not stored as a request outcome;
     the hold's one-way state transition makes it happen at most once."""
@@ -169,8 +185,9 @@ class SideEffect(abc.ABC):
         a final LedgerError (FAILED_PRECONDITION) to reject. Must not commit or roll back."""
 
 
-TransferCommand = CreateTransfer | PostPending | VoidPending | ReverseTransfer
-Command = CreateAsset | CreateAccount | CreateTransfer | PostPending | VoidPending | ReverseTransfer | ExpireHold
+TransferCommand = CreateTransfer | PostPending | VoidPending | ReverseTransfer | AdjustPending
+Command = (CreateAsset | CreateAccount | CreateTransfer | PostPending | VoidPending | ReverseTransfer | AdjustPending
+           | ExpireHold)
 
 
 @dataclass(frozen=True)
@@ -178,7 +195,7 @@ class TransferBatch:
     """CreateTransfers: items each with their own request id, plus the batch's own id."""
 
     request_id: str
-    items: tuple[CreateTransfer, ...]
+    items: tuple[TransferCommand, ...]
     atomic: bool
     caller: str = "system"
     operation = "CreateTransfers"
@@ -188,6 +205,13 @@ class TransferBatch:
             self.operation,
             {"atomic": self.atomic, "items": [[i.request_id, i.request_hash().hex()] for i in self.items]},
         )
+
+
+@dataclass(frozen=True)
+class OperationBatch(TransferBatch):
+    """ApplyOperations: like CreateTransfers, with any transfer operation as an item."""
+
+    operation = "ApplyOperations"
 
 
 Job = Command | TransferBatch | SideEffect

@@ -197,7 +197,7 @@ class PostingEngine:
             assets={code: scale for code, scale in asset_rows.fetchall()},
             accounts=accounts,
             transfers=transfers,
-            holds={row[0]: HoldState(row[1], int(row[2])) for row in hold_rows.fetchall()},
+            holds={row[0]: HoldState(row[1], int(row[2]), int(row[3])) for row in hold_rows.fetchall()},
             reversed_totals={row[0]: int(row[1]) for row in reversal_rows.fetchall()},
             new_id=self._new_id,
             outcomes=stored,
@@ -291,6 +291,8 @@ def _run_transfer(state: BatchState, cmd: c.Job) -> TransferRecord:
         return state.void_pending(cmd.request_id, cmd.pending_id, cmd.metadata)
     if isinstance(cmd, c.ReverseTransfer):
         return state.reverse(cmd.request_id, cmd.transfer_id, cmd.amount, cmd.metadata)
+    if isinstance(cmd, c.AdjustPending):
+        return state.adjust_pending(cmd.request_id, cmd.pending_id, cmd.amount, cmd.metadata)
     raise AssertionError(f"not a transfer command: {cmd!r}")
 
 
@@ -301,6 +303,9 @@ def _apply_batch(state: BatchState, batch: c.TransferBatch, conn: psycopg.Connec
         for item in batch.items:
             response.results.append(_item_result(_apply_job(state, item, conn)))
         return response.SerializeToString()
+    for item in batch.items:
+        for pending_id in _holds_of(item):
+            state.expire_due(pending_id)  # released holds stay released even if the batch fails
     mark = state.savepoint()
     outcomes: list[Outcome] = []
     failed = None
@@ -363,13 +368,13 @@ def _write(conn: psycopg.Connection[Any], state: BatchState, loaded_versions: di
                 "credit_ids": [t.credit_account_id for t in e.new_holds],
                 "amounts": [str(t.amount) for t in e.new_holds], "expires_at": [t.expires_at for t in e.new_holds],
             })
-        if e.settled_holds:
-            settled = list(e.settled_holds.items())
-            cursors.append((conn.execute(Q["settle_holds"], {
-                "ids": [k for k, _ in settled], "states": [h.state for _, h in settled],
-                "posted_amounts": [str(h.posted_amount) for _, h in settled],
-                "settled_by": [h.settled_by for _, h in settled],
-            }), len(settled)))
+        if e.changed_holds:
+            changed = list(e.changed_holds.items())
+            cursors.append((conn.execute(Q["update_holds"], {
+                "ids": [k for k, _ in changed], "states": [h.state for _, h in changed],
+                "posted_amounts": [str(h.posted_amount) for _, h in changed],
+                "settled_by": [h.settled_by for _, h in changed], "amounts": [str(h.amount) for _, h in changed],
+            }), len(changed)))
         if dirty:
             cursors.append((conn.execute(Q["update_accounts"], {
                 "ids": [a.id for a in dirty], "dp": [str(a.debits_pending) for a in dirty],
@@ -434,7 +439,7 @@ def _commands(jobs: Iterable[c.Job]) -> Iterable[c.Job]:
 
 
 def _references(cmd: c.Job) -> tuple[uuid.UUID, ...]:
-    if isinstance(cmd, c.PostPending | c.VoidPending | c.ExpireHold):
+    if isinstance(cmd, c.PostPending | c.VoidPending | c.AdjustPending | c.ExpireHold):
         return (cmd.pending_id,)
     if isinstance(cmd, c.ReverseTransfer):
         return (cmd.transfer_id,)
@@ -442,7 +447,7 @@ def _references(cmd: c.Job) -> tuple[uuid.UUID, ...]:
 
 
 def _holds_of(cmd: c.Job) -> tuple[uuid.UUID, ...]:
-    return (cmd.pending_id,) if isinstance(cmd, c.PostPending | c.VoidPending) else ()
+    return (cmd.pending_id,) if isinstance(cmd, c.PostPending | c.VoidPending | c.AdjustPending) else ()
 
 
 def _accounts_of(cmd: c.Job) -> tuple[uuid.UUID, ...]:

@@ -21,9 +21,10 @@ from ledger_server import validation as v
 from ledger_server.access.admin_service import AdminService
 from ledger_server.access.callers import CallerDirectory
 from ledger_server.access.interceptor import current_principal
+from ledger_server.access.scopes import allows
 from ledger_server.access.tenancy import TenantGuard
 from ledger_server.commands import attribute
-from ledger_server.errors import invalid
+from ledger_server.errors import LedgerError, invalid
 from ledger_server.group_commit import GroupCommitter
 from ledger_server.metrics import Metrics
 from ledger_server.posting import Outcome
@@ -33,6 +34,14 @@ from ledger_server.rpc_handler import to_datetime as _time
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=pb_message.Message)
+
+
+def _referenced_transfers(item: c.TransferCommand) -> tuple[uuid.UUID, ...]:
+    if isinstance(item, c.PostPending | c.VoidPending | c.AdjustPending):
+        return (item.pending_id,)
+    if isinstance(item, c.ReverseTransfer):
+        return (item.transfer_id,)
+    return ()
 
 
 class LedgerService(AdminService, ledger_pb2_grpc.LedgerServicer):
@@ -96,7 +105,8 @@ class LedgerService(AdminService, ledger_pb2_grpc.LedgerServicer):
         self, request: ledger_pb2.CreateTransfersRequest, context: grpc.ServicerContext
     ) -> ledger_pb2.CreateTransfersResponse:
         batch = v.create_transfers(request)
-        accounts = {a for item in batch.items for a in (item.debit_account_id, item.credit_account_id)}
+        accounts = {a for item in batch.items if isinstance(item, c.CreateTransfer)
+                    for a in (item.debit_account_id, item.credit_account_id)}
         self.tenants.check_accounts(self._tenant(), accounts)
         return self._commit(batch, ledger_pb2.CreateTransfersResponse, context)
 
@@ -123,6 +133,31 @@ class LedgerService(AdminService, ledger_pb2_grpc.LedgerServicer):
         command = v.reverse_transfer(request)
         self.tenants.check_transfers(self._tenant(), (command.transfer_id,))
         return self._commit(command, ledger_pb2.Transfer, context)
+
+    @_rpc
+    def AdjustPendingTransfer(
+        self, request: ledger_pb2.AdjustPendingTransferRequest, context: grpc.ServicerContext
+    ) -> ledger_pb2.Transfer:
+        command = v.adjust_pending(request)
+        self.tenants.check_transfers(self._tenant(), (command.pending_id,))
+        return self._commit(command, ledger_pb2.Transfer, context)
+
+    @_rpc
+    def ApplyOperations(
+        self, request: ledger_pb2.ApplyOperationsRequest, context: grpc.ServicerContext
+    ) -> ledger_pb2.ApplyOperationsResponse:
+        batch = v.apply_operations(request)
+        principal = current_principal()
+        if any(isinstance(item, c.ReverseTransfer) for item in batch.items) and \
+                not allows(principal.scopes, "transfers:reverse"):
+            raise LedgerError(grpc.StatusCode.PERMISSION_DENIED, "MISSING_SCOPE",
+                              "reverse operations need scope transfers:reverse")
+        accounts = {a for item in batch.items if isinstance(item, c.CreateTransfer)
+                    for a in (item.debit_account_id, item.credit_account_id)}
+        self.tenants.check_accounts(principal.tenant, accounts)
+        referenced = [r for item in batch.items for r in _referenced_transfers(item)]
+        self.tenants.check_transfers(principal.tenant, referenced)
+        return self._commit(batch, ledger_pb2.ApplyOperationsResponse, context)
 
     # -- reads ------------------------------------------------------------------------------------
 

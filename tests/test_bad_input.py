@@ -121,6 +121,16 @@ def cases(w: dict[str, str]) -> Iterator[tuple[str, Any, grpc.StatusCode, str]]:
     yield "GetTransfer", pb.GetTransferRequest(id="x"), invalid, "INVALID_ID"
     yield "GetTransfer", pb.GetTransferRequest(id=MISSING), grpc.StatusCode.NOT_FOUND, "TRANSFER_NOT_FOUND"
     yield "GetTransfer", pb.GetTransferRequest(request_id=""), invalid, "INVALID_REQUEST_ID"
+    yield "AdjustPendingTransfer", pb.AdjustPendingTransferRequest(request_id=rid(), pending_id=w["hold"],
+                                                                   amount="0"), invalid, "INVALID_AMOUNT"
+    yield "AdjustPendingTransfer", pb.AdjustPendingTransferRequest(request_id=rid(), pending_id="x", amount="5"), \
+        invalid, "INVALID_ID"
+    yield "ApplyOperations", pb.ApplyOperationsRequest(request_id=rid()), invalid, "BATCH_EMPTY"
+    yield "ApplyOperations", pb.ApplyOperationsRequest(request_id=rid(), operations=[pb.Operation()]), invalid, \
+        "MISSING_FIELD"
+    yield "ApplyOperations", pb.ApplyOperationsRequest(request_id=rid(), operations=[pb.Operation(
+        post_pending=pb.PostPendingTransferRequest(request_id=rid(), pending_id=w["hold"], amount="-1"))]), \
+        invalid, "INVALID_AMOUNT"
     yield "CreateApiKey", admin_pb2.CreateApiKeyRequest(request_id=rid(), name="k", scopes=["root"]), invalid, \
         "INVALID_SCOPE"
     yield "CreateApiKey", admin_pb2.CreateApiKeyRequest(request_id=rid(), name="k"), invalid, "INVALID_SCOPE"
