@@ -31,6 +31,7 @@ from ledger_client.results import (
     Entry,
     NewApiKey,
     NewTransfer,
+    Operation,
     Page,
     Transfer,
     Verification,
@@ -371,6 +372,48 @@ class AsyncLedgerClient:
         deadline = self._core.deadline(timeout)
         request = messages.get_transfer(transfer_id=transfer_id, request_id=request_id)
         return Transfer.from_proto(await self._invoke("GetTransfer", request, pb.Transfer, deadline))
+
+    async def adjust_pending_transfer(
+        self,
+        *,
+        pending_id: str,
+        amount: Amount,
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Transfer:
+        deadline = self._core.deadline(timeout)
+        minor = await self._minor_of_transfer(amount, pending_id, deadline)
+        assert minor is not None
+        request = messages.adjust_pending(
+            pending_id=pending_id, amount=minor, metadata_=metadata, request_id=request_id
+        )
+        return Transfer.from_proto(await self._invoke("AdjustPendingTransfer", request, pb.Transfer, deadline))
+
+    async def apply_operations(
+        self,
+        *,
+        operations: Sequence[Operation],
+        atomic: bool = False,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> BatchResult:
+        deadline = self._core.deadline(timeout)
+        items = []
+        for index, item in enumerate(operations):
+            key = messages.operation_amount_key(item)
+            raw = getattr(item, "amount", None)
+            minor: int | None = None
+            if key is not None and raw is not None:
+                field = f"operations[{index}].amount"
+                if key[0] == "asset":
+                    minor = await self._minor(raw, key[1], deadline, field)
+                else:
+                    minor = await self._minor_of_transfer(raw, key[1], deadline)
+            items.append(messages.operation(item, minor, index))
+        request = messages.apply_operations(operations=items, atomic=atomic, request_id=request_id)
+        response = await self._invoke("ApplyOperations", request, pb.ApplyOperationsResponse, deadline)
+        return BatchResult.from_proto(response, tuple(messages.request_id_of_operation(i) for i in items))
 
     # -- access control, audit, verification (scope `admin`) --------------------------------------
 

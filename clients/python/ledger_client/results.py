@@ -38,6 +38,8 @@ class TransferKind(StrEnum):
     VOID_PENDING = "VOID_PENDING"
     EXPIRE_PENDING = "EXPIRE_PENDING"
     REVERSAL = "REVERSAL"
+    INCREASE_PENDING = "INCREASE_PENDING"  # raised a hold (adjust_pending_transfer)
+    DECREASE_PENDING = "DECREASE_PENDING"  # lowered a hold (adjust_pending_transfer)
     TRANSFER_KIND_UNSPECIFIED = "TRANSFER_KIND_UNSPECIFIED"
 
 
@@ -229,6 +231,49 @@ class NewTransfer:
 
 
 @dataclass(frozen=True)
+class PostPending:
+    """An `apply_operations` item: settle a hold (all of it, or `amount`; the rest is released)."""
+
+    pending_id: str
+    amount: Amount | None = None
+    metadata: Mapping[str, str] | None = field(default=None, hash=False)
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class VoidPending:
+    """An `apply_operations` item: release a hold entirely."""
+
+    pending_id: str
+    metadata: Mapping[str, str] | None = field(default=None, hash=False)
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Reverse:
+    """An `apply_operations` item: compensate a posted transfer (all that is left, or `amount`)."""
+
+    transfer_id: str
+    amount: Amount | None = None
+    metadata: Mapping[str, str] | None = field(default=None, hash=False)
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AdjustPending:
+    """An `apply_operations` item: set a pending hold to a new total `amount` (up or down)."""
+
+    pending_id: str
+    amount: Amount
+    metadata: Mapping[str, str] | None = field(default=None, hash=False)
+    request_id: str | None = None
+
+
+# One item of `apply_operations`: a new transfer or an operation on an existing one.
+Operation = NewTransfer | PostPending | VoidPending | Reverse | AdjustPending
+
+
+@dataclass(frozen=True)
 class ItemResult:
     """The outcome of one batch item: a transfer, or the typed error it failed with."""
 
@@ -253,7 +298,7 @@ class ItemResult:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """The outcomes of create_transfers, one per item, in request order."""
+    """The outcomes of create_transfers / apply_operations, one per item, in request order."""
 
     results: tuple[ItemResult, ...]
 
@@ -276,7 +321,9 @@ class BatchResult:
         return len(self.results)
 
     @classmethod
-    def from_proto(cls, message: pb.CreateTransfersResponse, request_ids: tuple[str, ...]) -> BatchResult:
+    def from_proto(
+        cls, message: pb.CreateTransfersResponse | pb.ApplyOperationsResponse, request_ids: tuple[str, ...]
+    ) -> BatchResult:
         assert len(message.results) == len(request_ids), (len(message.results), len(request_ids))
         items = []
         for request_id, result in zip(request_ids, message.results, strict=True):

@@ -1,0 +1,1 @@
+"""Card processor integration: gateway, card model, settlement reconciliation, processor simulator."""
