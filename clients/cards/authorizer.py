@@ -1,0 +1,251 @@
+"""The real-time authorization decision: card controls, spend limits, then a ledger hold.
+
+The ledger decides availability: the hold (request id `card:auth:{token}`) is refused with
+INSUFFICIENT_FUNDS when the cardholder's available balance is short, atomically with every other
+hold on the account. A partial approval holds what is available under `card:auth:{token}:partial`.
+The answer races a budget far below the processor's timeout: past it the configured default is
+answered and the late outcome is made consistent with that answer in the background (a hold
+placed after a timed-out decline is voided: no money stuck).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ledger_cards.lifecycle import LifecycleConfig, authorization_hold, hold_request_id
+from ledger_cards.model import AuthorizationRequest, Card, CardState, TransactionState
+from ledger_cards.program import Programs
+from ledger_cards.spend_limits import SpendLimits
+from ledger_cards.store import CardStore
+from ledger_client import AsyncLedgerClient, IdempotencyKeyReused, InsufficientFunds, LedgerError, Rejected
+from ledger_client.errors import NotFound, PendingAlreadyVoided, PendingExpired
+
+log = logging.getLogger(__name__)
+
+APPROVED, PARTIAL, DECLINED = "APPROVED", "PARTIALLY_APPROVED", "DECLINED"
+LATE_OUTCOME_WAIT_S = 30.0
+BACKGROUND_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class AuthorizerConfig:
+    budget_ms: int = 250  # answer within this, whatever happens (Stripe waits 2 s, Marqeta 3 s)
+    timeout_decision: str = DECLINED  # what a timeout answers: DECLINED or APPROVED
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+
+    def __post_init__(self) -> None:
+        assert 10 <= self.budget_ms <= 5_000, self.budget_ms
+        assert self.timeout_decision in (APPROVED, DECLINED), self.timeout_decision
+
+
+@dataclass(frozen=True)
+class Decision:
+    token: str
+    result: str
+    approved_amount: int
+    decline_reason: str | None = None
+    hold_id: str | None = None
+    timed_out: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "token": self.token, "result": self.result, "approved_amount": self.approved_amount,
+            "decline_reason": self.decline_reason, "hold_id": self.hold_id,
+        }
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What the decision path did: the decision, and the card it concerns (None: unknown card)."""
+
+    decision: Decision
+    card: Card | None
+    replayed: bool = False
+
+
+class Authorizer:
+    def __init__(
+        self, store: CardStore, ledger: AsyncLedgerClient, programs: Programs, limits: SpendLimits,
+        config: AuthorizerConfig,
+    ) -> None:
+        self._store = store
+        self._ledger = ledger
+        self._programs = programs
+        self._limits = limits
+        self.config = config
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def authorize(self, request: AuthorizationRequest) -> Decision:
+        """The answer to the processor, within the budget."""
+        task = asyncio.ensure_future(self._decide(request))
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(task), self.config.budget_ms / 1000)
+        except TimeoutError:
+            answer = self._default(request)
+            log.warning("authorization %s: no decision within %d ms, answered %s",
+                        request.token, self.config.budget_ms, answer.result)
+            if len(self._background) < BACKGROUND_MAX:
+                late = asyncio.ensure_future(self._settle_late(request, task, answer))
+                self._background.add(late)
+                late.add_done_callback(self._background.discard)
+            return answer
+        except Exception:
+            log.exception("authorization %s failed; answering the timeout decision", request.token)
+            answer = self._default(request)
+            await self._settle_late(request, task, answer)
+            return answer
+        if not outcome.replayed and outcome.card is not None:
+            await self._record(request, outcome.card, outcome.decision)
+        return outcome.decision
+
+    async def drain(self) -> None:
+        """Wait for late outcomes still being settled (shutdown, tests)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    def _default(self, request: AuthorizationRequest) -> Decision:
+        if self.config.timeout_decision == APPROVED:
+            return Decision(request.token, APPROVED, request.amount, None, None, timed_out=True)
+        return Decision(request.token, DECLINED, 0, "TIMEOUT", None, timed_out=True)
+
+    async def _decide(self, request: AuthorizationRequest) -> _Outcome:
+        context = await self._store.authorization_context(request.card_token, request.token)
+        if context is None:
+            return _Outcome(Decision(request.token, DECLINED, 0, "CARD_NOT_FOUND"), None)
+        card = context.card
+        if context.earlier_result is not None:  # a retried request gets the same answer
+            assert context.earlier_amount is not None
+            earlier = Decision(request.token, context.earlier_result, context.earlier_amount,
+                               context.earlier_reason, context.earlier_hold_id)
+            return _Outcome(earlier, card, replayed=True)
+        refusal = _control_refusal(card, request)
+        if refusal is not None:
+            return _Outcome(Decision(request.token, DECLINED, 0, refusal), card)
+        now = dt.datetime.now(dt.UTC)
+        allowed = await self._limits.reserve(card, request.amount, request.partial_approval_capable, now)
+        if allowed == 0:
+            return _Outcome(Decision(request.token, DECLINED, 0, "SPEND_LIMIT_EXCEEDED"), card)
+        decision = await self._hold(request, card, allowed)
+        await self._limits.release(card, allowed - decision.approved_amount, now)
+        return _Outcome(decision, card)
+
+    async def _hold(self, request: AuthorizationRequest, card: Card, amount: int) -> Decision:
+        accounts = await self._programs.accounts(card.asset)
+        lifecycle = self.config.lifecycle
+        hold = authorization_hold(card.account_id, accounts, amount, card.id, request.token, lifecycle)
+        try:
+            placed = await self._create(hold)
+            result = APPROVED if amount == request.amount else PARTIAL
+            return Decision(request.token, result, amount, None, placed)
+        except InsufficientFunds:
+            if not request.partial_approval_capable:
+                return Decision(request.token, DECLINED, 0, "INSUFFICIENT_FUNDS")
+        except IdempotencyKeyReused:
+            return Decision(request.token, DECLINED, 0, "DUPLICATE_AUTHORIZATION_TOKEN")
+        except Rejected as rejected:
+            log.warning("authorization %s: hold refused: %s", request.token, rejected)
+            return Decision(request.token, DECLINED, 0, "ACCOUNT_UNAVAILABLE")
+        balance = await self._ledger.get_account_balance(account_id=card.account_id)
+        available = min(balance.available_balance, amount)
+        if available <= 0:
+            return Decision(request.token, DECLINED, 0, "INSUFFICIENT_FUNDS")
+        partial = replace(hold, amount=available, request_id=hold_request_id(request.token) + ":partial")
+        try:
+            return Decision(request.token, PARTIAL, available, None, await self._create(partial))
+        except (InsufficientFunds, IdempotencyKeyReused):
+            return Decision(request.token, DECLINED, 0, "INSUFFICIENT_FUNDS")
+
+    async def _create(self, hold: Any) -> str:
+        transfer = await self._ledger.create_transfer(
+            debit_account_id=hold.debit_account_id, credit_account_id=hold.credit_account_id, amount=hold.amount,
+            asset=hold.asset, pending=True, hold_timeout_seconds=hold.hold_timeout_seconds, metadata=hold.metadata,
+            request_id=hold.request_id,
+        )
+        return transfer.id
+
+    async def _record(self, request: AuthorizationRequest, card: Card, decision: Decision) -> None:
+        """Store the answer and the transaction's first state. If a webhook created the transaction
+        first, it adopted the hold from the ledger (same request id) or it owns another: then ours goes."""
+        approved = decision.approved_amount
+        state = TransactionState(
+            token=request.token, card_id=card.id, account_id=card.account_id, asset=card.asset,
+            auth_total=approved if decision.result != DECLINED else None,
+            auth_key=(request.created, "") if decision.result != DECLINED else None,
+            closed_reason="declined" if decision.result == DECLINED else None,
+            hold_attempted=decision.hold_id is not None or decision.decline_reason == "INSUFFICIENT_FUNDS",
+            hold_id=decision.hold_id, hold_amount=approved if decision.hold_id else 0,
+            hold_open=decision.hold_id is not None and decision.result != DECLINED,
+            review="approved_without_hold" if decision.result != DECLINED and decision.hold_id is None else None,
+        )
+        created = await self._store.record_authorization(
+            request.token, card, decision.result, request.amount, approved, decision.decline_reason,
+            decision.hold_id, decision.timed_out, state,
+        )
+        if not created and decision.hold_id is not None and decision.result != DECLINED:
+            owner = await self._store.transaction_hold(request.token)
+            if owner != decision.hold_id:
+                await self._void(request.token, decision.hold_id)
+
+    async def _settle_late(
+        self, request: AuthorizationRequest, task: asyncio.Future[_Outcome], answer: Decision
+    ) -> None:
+        """Make the late outcome agree with the answer already given."""
+        try:
+            outcome: _Outcome | None = await asyncio.wait_for(task, LATE_OUTCOME_WAIT_S)
+        except Exception as error:  # the decision path failed or hangs: the ledger may still hold
+            log.warning("authorization %s: late outcome unknown (%s); checking the ledger", request.token, error)
+            outcome = None
+        try:
+            await self._reconcile_late(request, outcome, answer)
+        except Exception:
+            log.exception("authorization %s: late outcome not settled; the processor's webhook will", request.token)
+
+    async def _reconcile_late(self, request: AuthorizationRequest, outcome: _Outcome | None, answer: Decision) -> None:
+        card = outcome.card if outcome is not None else await self._store.card_by_token(request.card_token)
+        if card is None or (outcome is not None and outcome.replayed):
+            return
+        hold_id = outcome.decision.hold_id if outcome is not None else await self._find_hold(request.token)
+        held = outcome.decision.approved_amount if outcome is not None and hold_id else 0
+        if answer.result == DECLINED:
+            if hold_id is not None:
+                await self._void(request.token, hold_id)
+                await self._limits.release(card, held, dt.datetime.now(dt.UTC))
+            await self._record(request, card, replace(answer, hold_id=hold_id))
+            return
+        await self._record(request, card, replace(answer, hold_id=hold_id))
+
+    async def _find_hold(self, token: str) -> str | None:
+        for request_id in (hold_request_id(token), hold_request_id(token) + ":partial"):
+            try:
+                return (await self._ledger.get_transfer(request_id=request_id)).id
+            except NotFound:
+                continue
+        return None
+
+    async def _void(self, token: str, hold_id: str) -> None:
+        try:
+            await self._ledger.void_pending_transfer(
+                pending_id=hold_id, request_id=hold_request_id(token) + ":void",
+                metadata={"card_transaction": token, "card_flow": "late_hold_voided"},
+            )
+        except (PendingAlreadyVoided, PendingExpired):
+            pass
+        except LedgerError as error:
+            if error.reason != "PENDING_ALREADY_POSTED":
+                raise
+
+
+def _control_refusal(card: Card, request: AuthorizationRequest) -> str | None:
+    if card.state == CardState.FROZEN:
+        return "CARD_FROZEN"
+    if card.state == CardState.CLOSED:
+        return "CARD_CLOSED"
+    if request.currency != card.asset:
+        return "CURRENCY_MISMATCH"
+    if request.merchant.mcc and request.merchant.mcc in card.blocked_mccs:
+        return "MCC_BLOCKED"
+    return None

@@ -1,0 +1,168 @@
+-- Named queries of the card gateway (ledger_cards). Tables: ledger_server/migrations/0006_cards.sql.
+
+-- name: program_accounts
+SELECT role, account_id::text FROM card_program_accounts WHERE asset = %(asset)s;
+
+-- name: insert_program_account
+-- Concurrent replicas may race to create the program: the first row wins; the ledger account was
+-- created with a deterministic request id, so both raced to the same account anyway.
+INSERT INTO card_program_accounts (asset, role, account_id)
+VALUES (%(asset)s, %(role)s, %(account_id)s)
+ON CONFLICT (asset, role) DO NOTHING;
+
+-- name: insert_card
+INSERT INTO cards (id, token, account_id, asset, tenant, daily_limit, monthly_limit, blocked_mccs, metadata)
+VALUES (%(id)s, %(token)s, %(account_id)s, %(asset)s, %(tenant)s, %(daily_limit)s, %(monthly_limit)s,
+        %(blocked_mccs)s, %(metadata)s)
+ON CONFLICT (token) DO NOTHING
+RETURNING id::text;
+
+-- name: card_by_token
+SELECT id::text, token, account_id::text, asset, state, daily_limit::text, monthly_limit::text, blocked_mccs,
+       tenant, metadata
+FROM cards WHERE token = %(token)s;
+
+-- name: card_by_id
+SELECT id::text, token, account_id::text, asset, state, daily_limit::text, monthly_limit::text, blocked_mccs,
+       tenant, metadata
+FROM cards WHERE id = %(id)s;
+
+-- name: set_card_state
+-- Closing is final (also enforced by a trigger); freezing a closed card changes nothing.
+UPDATE cards SET state = %(state)s, updated_at = now()
+WHERE id = %(id)s AND state <> 3
+RETURNING id::text;
+
+-- name: set_card_controls
+UPDATE cards SET daily_limit = %(daily_limit)s, monthly_limit = %(monthly_limit)s,
+                 blocked_mccs = %(blocked_mccs)s, updated_at = now()
+WHERE id = %(id)s AND state <> 3
+RETURNING id::text;
+
+-- name: authorization_context
+-- The card and any earlier answer to the same authorization token, in one round trip.
+SELECT c.id::text, c.token, c.account_id::text, c.asset, c.state, c.daily_limit::text, c.monthly_limit::text,
+       c.blocked_mccs, c.tenant, c.metadata,
+       a.result, a.approved_amount::text, a.decline_reason, a.hold_id::text
+FROM cards AS c
+LEFT JOIN card_authorizations AS a ON a.token = %(authorization_token)s
+WHERE c.token = %(card_token)s;
+
+-- name: record_authorization
+-- The answer and the transaction's first state in one statement (one round trip on the hot path).
+-- Returns the token when the transaction row is new; nothing when a webhook created it first.
+WITH answer AS (
+    INSERT INTO card_authorizations (token, card_id, result, requested_amount, approved_amount, decline_reason,
+                                     hold_id, timed_out)
+    VALUES (%(token)s, %(card_id)s, %(result)s, %(requested_amount)s, %(approved_amount)s, %(decline_reason)s,
+            %(hold_id)s, %(timed_out)s)
+    ON CONFLICT (token) DO NOTHING
+)
+INSERT INTO card_transactions (token, card_id, account_id, asset, auth_total, auth_created, auth_event,
+                               closed_reason, hold_attempted, hold_id, hold_amount, hold_open)
+VALUES (%(token)s, %(card_id)s, %(account_id)s, %(asset)s, %(auth_total)s, %(auth_created)s, %(auth_event)s,
+        %(closed_reason)s, %(hold_attempted)s, %(hold_id)s, %(hold_amount)s, %(hold_open)s)
+ON CONFLICT (token) DO NOTHING
+RETURNING token;
+
+-- name: approved_since
+-- Spend-limit fallback truth: what was approved on the card since the window opened.
+SELECT COALESCE(sum(approved_amount), 0)::text
+FROM card_authorizations
+WHERE card_id = %(card_id)s AND decided_at >= %(since)s AND approved_amount > 0;
+
+-- name: insert_transaction
+-- The lifecycle row of a transaction; the first writer (real-time path or webhook worker) wins.
+INSERT INTO card_transactions (token, card_id, account_id, asset, auth_total, auth_created, auth_event,
+                               closed_reason, hold_attempted, hold_id, hold_amount, hold_open)
+VALUES (%(token)s, %(card_id)s, %(account_id)s, %(asset)s, %(auth_total)s, %(auth_created)s, %(auth_event)s,
+        %(closed_reason)s, %(hold_attempted)s, %(hold_id)s, %(hold_amount)s, %(hold_open)s)
+ON CONFLICT (token) DO NOTHING
+RETURNING token;
+
+-- name: transaction_hold
+SELECT hold_id::text FROM card_transactions WHERE token = %(token)s;
+
+-- name: lock_transaction
+SELECT token, card_id::text, account_id::text, asset, auth_total::text, auth_created, auth_event, closed_reason,
+       hold_attempted, hold_id::text, hold_amount::text, hold_open, cleared_total::text, returned_total::text,
+       return_reversed::text, credit_transfer_id::text, review
+FROM card_transactions WHERE token = %(token)s
+FOR UPDATE;
+
+-- name: update_transaction
+UPDATE card_transactions
+SET auth_total = %(auth_total)s, auth_created = %(auth_created)s, auth_event = %(auth_event)s,
+    closed_reason = %(closed_reason)s, hold_attempted = %(hold_attempted)s, hold_id = %(hold_id)s,
+    hold_amount = %(hold_amount)s, hold_open = %(hold_open)s, cleared_total = %(cleared_total)s,
+    returned_total = %(returned_total)s, return_reversed = %(return_reversed)s,
+    credit_transfer_id = %(credit_transfer_id)s, review = %(review)s, updated_at = now()
+WHERE token = %(token)s;
+
+-- name: insert_events
+-- The inbox write of one delivery: new events are returned, duplicates (same event token) are not.
+INSERT INTO card_events (event_token, transaction_token, event_type, payload, payload_hash)
+SELECT * FROM unnest(%(event_tokens)s::text[], %(transaction_tokens)s::text[], %(event_types)s::text[],
+                     %(payloads)s::jsonb[], %(payload_hashes)s::bytea[])
+ON CONFLICT (event_token) DO NOTHING
+RETURNING event_token, transaction_token;
+
+-- name: event_hashes
+SELECT event_token, payload_hash FROM card_events WHERE event_token = ANY(%(event_tokens)s::text[]);
+
+-- name: next_event
+-- The oldest unapplied event of a transaction (the caller holds the transaction's row lock).
+SELECT event_token, payload FROM card_events
+WHERE transaction_token = %(token)s AND applied_at IS NULL
+ORDER BY sequence
+LIMIT 1;
+
+-- name: event_by_token
+SELECT event_token, payload, applied_at FROM card_events WHERE event_token = %(event_token)s;
+
+-- name: first_event_card
+-- Any event of the transaction names its card (all events of one transaction name the same card).
+SELECT payload FROM card_events WHERE transaction_token = %(token)s ORDER BY sequence LIMIT 1;
+
+-- name: mark_applied
+UPDATE card_events SET applied_at = now(), outcome = %(outcome)s, attempts = attempts + 1, last_error = NULL
+WHERE event_token = %(event_token)s AND applied_at IS NULL;
+
+-- name: record_failure
+-- A transient failure: try again later, backing off (at most 5 minutes).
+UPDATE card_events
+SET attempts = attempts + 1, last_error = %(error)s,
+    next_attempt_at = now() + least(interval '5 minutes', interval '100 milliseconds' * power(2, least(attempts, 12)))
+WHERE event_token = %(event_token)s AND applied_at IS NULL;
+
+-- name: due_transactions
+SELECT DISTINCT transaction_token FROM (
+    SELECT transaction_token FROM card_events
+    WHERE applied_at IS NULL AND next_attempt_at <= now()
+    ORDER BY next_attempt_at
+    LIMIT %(limit)s
+) AS due;
+
+-- name: inflight_of
+SELECT event_token, attempt, request FROM card_inflight WHERE transaction_token = %(token)s;
+
+-- name: write_inflight
+INSERT INTO card_inflight (transaction_token, event_token, attempt, request)
+VALUES (%(token)s, %(event_token)s, %(attempt)s, %(request)s)
+ON CONFLICT (transaction_token) DO UPDATE
+SET event_token = EXCLUDED.event_token, attempt = EXCLUDED.attempt, request = EXCLUDED.request,
+    started_at = now();
+
+-- name: delete_inflight
+DELETE FROM card_inflight WHERE transaction_token = %(token)s;
+
+-- name: unapplied_count
+SELECT count(*) FROM card_events WHERE applied_at IS NULL;
+
+-- name: settled_events_between
+-- Applied clearings and returns whose processor time falls in [start, end): the ledger side of a
+-- settlement day, for reconciliation.
+SELECT event_token, transaction_token, event_type, payload, outcome
+FROM card_events
+WHERE applied_at IS NOT NULL AND event_type IN ('clearing', 'return', 'return.reversal')
+  AND (payload->>'created')::timestamptz >= %(start)s AND (payload->>'created')::timestamptz < %(end)s;

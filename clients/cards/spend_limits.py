@@ -1,0 +1,131 @@
+"""Per-card spend limits per UTC day and month: Redis counters, the authorization records as truth.
+
+One Lua call checks both windows and reserves the amount atomically (concurrent authorizations of
+one card cannot both squeeze under the limit). A missing counter (Redis restarted, key evicted) is
+rebuilt from the sum of approved authorizations in the window (`card_authorizations`, which mirror
+the ledger holds one to one); with Redis down the gateway decides from that sum directly (correct,
+slower, and without the cross-request reservation).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ledger_cards.model import Card
+from ledger_cards.store import CardStore
+
+log = logging.getLogger(__name__)
+
+LUA_MAX = 2**53  # Lua numbers are doubles: amounts past this use the database path
+REDIS_TIMEOUT_S = 0.05
+
+# KEYS: day counter, month counter. ARGV: amount, day limit, month limit (0: none), partial (0/1),
+# day ttl, month ttl. Returns the reserved amount (0: over a limit), or -1 when a counter is missing.
+RESERVE = """
+local amount = tonumber(ARGV[1])
+local limits = {tonumber(ARGV[2]), tonumber(ARGV[3])}
+local allowed = amount
+for i = 1, 2 do
+  if limits[i] > 0 then
+    local used = redis.call('GET', KEYS[i])
+    if not used then return -1 end
+    local room = limits[i] - tonumber(used)
+    if room < allowed then allowed = room end
+  end
+end
+if allowed <= 0 then return 0 end
+if allowed < amount and ARGV[4] ~= '1' then return 0 end
+for i = 1, 2 do
+  if limits[i] > 0 then redis.call('INCRBY', KEYS[i], allowed) end
+end
+return allowed
+"""
+
+
+@dataclass(frozen=True)
+class Windows:
+    day_start: dt.datetime
+    month_start: dt.datetime
+    day_key: str
+    month_key: str
+
+
+def windows(card_id: str, now: dt.datetime) -> Windows:
+    day = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    return Windows(day, month, f"card:spend:{card_id}:d:{day:%Y%m%d}", f"card:spend:{card_id}:m:{month:%Y%m}")
+
+
+class SpendLimits:
+    def __init__(self, redis_url: str | None, store: CardStore) -> None:
+        self._redis = aioredis.from_url(redis_url, socket_timeout=REDIS_TIMEOUT_S,
+                                        socket_connect_timeout=REDIS_TIMEOUT_S) if redis_url else None
+        self._store = store
+        self._script = self._redis.register_script(RESERVE) if self._redis is not None else None
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def reserve(self, card: Card, amount: int, partial: bool, now: dt.datetime) -> int:
+        """The amount the limits allow (all, part when `partial`, or 0), reserved against them."""
+        if card.daily_limit is None and card.monthly_limit is None:
+            return amount
+        win = windows(card.id, now)
+        small = amount < LUA_MAX and max(card.daily_limit or 0, card.monthly_limit or 0) < LUA_MAX
+        if self._script is not None and small:
+            try:
+                return await self._reserve_in_redis(card, amount, partial, win)
+            except RedisError as error:
+                log.warning("spend limits: Redis unavailable (%s); deciding from the authorization records", error)
+        return await self._allowed_from_records(card, amount, partial, win)
+
+    async def release(self, card: Card, amount: int, now: dt.datetime) -> None:
+        """Give back a reservation the ledger did not use (declined, or approved for less)."""
+        if amount <= 0 or self._redis is None or (card.daily_limit is None and card.monthly_limit is None):
+            return
+        win = windows(card.id, now)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if card.daily_limit is not None:
+                    pipe.decrby(win.day_key, amount)
+                if card.monthly_limit is not None:
+                    pipe.decrby(win.month_key, amount)
+                await pipe.execute()
+        except RedisError as error:
+            log.warning("spend limits: could not release %d on card %s: %s", amount, card.id, error)
+
+    async def _reserve_in_redis(self, card: Card, amount: int, partial: bool, win: Windows) -> int:
+        assert self._script is not None and self._redis is not None
+        args = [amount, card.daily_limit or 0, card.monthly_limit or 0, 1 if partial else 0, 2 * 86_400, 32 * 86_400]
+        for _ in range(2):
+            result = int(await self._script(keys=[win.day_key, win.month_key], args=args))
+            if result >= 0:
+                return result
+            await self._seed(card, win)
+        raise RedisError("spend counters vanished twice in a row")
+
+    async def _seed(self, card: Card, win: Windows) -> None:
+        """Rebuild missing counters from the truth; NX keeps a concurrent seeder's value."""
+        assert self._redis is not None
+        if card.daily_limit is not None:
+            used = await self._store.approved_since(card.id, win.day_start)
+            await self._redis.set(win.day_key, used, nx=True, ex=2 * 86_400)
+        if card.monthly_limit is not None:
+            used = await self._store.approved_since(card.id, win.month_start)
+            await self._redis.set(win.month_key, used, nx=True, ex=32 * 86_400)
+
+    async def _allowed_from_records(self, card: Card, amount: int, partial: bool, win: Windows) -> int:
+        allowed = amount
+        if card.daily_limit is not None:
+            allowed = min(allowed, card.daily_limit - await self._store.approved_since(card.id, win.day_start))
+        if card.monthly_limit is not None:
+            allowed = min(allowed, card.monthly_limit - await self._store.approved_since(card.id, win.month_start))
+        if allowed <= 0 or (allowed < amount and not partial):
+            return 0
+        return allowed

@@ -1,0 +1,236 @@
+"""The gateway's own tables (0006_cards.sql) on its psycopg pool: rows <-> model objects.
+
+Only card state lives here; every ledger effect goes through the ledger API (the SDK).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from ledger_cards import queries
+from ledger_cards.model import Card, CardEvent, CardState, TransactionState
+
+Q = queries.load("cards")
+POOL_MAX = 48
+
+
+def _int(value: str | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def card_from_row(row: Sequence[Any]) -> Card:
+    return Card(
+        id=row[0], token=row[1], account_id=row[2], asset=row[3], state=CardState(row[4]),
+        daily_limit=_int(row[5]), monthly_limit=_int(row[6]), blocked_mccs=tuple(row[7]), tenant=row[8],
+        metadata=dict(row[9] or {}),
+    )
+
+
+def transaction_from_row(row: Sequence[Any]) -> TransactionState:
+    auth_key = (row[5], row[6]) if row[5] is not None else None
+    return TransactionState(
+        token=row[0], card_id=row[1], account_id=row[2], asset=row[3], auth_total=_int(row[4]), auth_key=auth_key,
+        closed_reason=row[7], hold_attempted=row[8], hold_id=row[9], hold_amount=int(row[10]), hold_open=row[11],
+        cleared_total=int(row[12]), returned_total=int(row[13]), return_reversed=int(row[14]),
+        credit_transfer_id=row[15], review=row[16],
+    )
+
+
+def transaction_params(state: TransactionState) -> dict[str, Any]:
+    return {
+        "token": state.token, "card_id": state.card_id, "account_id": state.account_id, "asset": state.asset,
+        "auth_total": state.auth_total, "auth_created": state.auth_key[0] if state.auth_key else None,
+        "auth_event": state.auth_key[1] if state.auth_key else None, "closed_reason": state.closed_reason,
+        "hold_attempted": state.hold_attempted, "hold_id": state.hold_id, "hold_amount": state.hold_amount,
+        "hold_open": state.hold_open, "cleared_total": state.cleared_total, "returned_total": state.returned_total,
+        "return_reversed": state.return_reversed, "credit_transfer_id": state.credit_transfer_id,
+        "review": state.review,
+    }
+
+
+def payload_hash(raw: dict[str, Any]) -> bytes:
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()).digest()
+
+
+@dataclass(frozen=True)
+class AuthorizationContext:
+    card: Card
+    earlier_result: str | None
+    earlier_amount: int | None
+    earlier_reason: str | None
+    earlier_hold_id: str | None
+
+
+@dataclass(frozen=True)
+class AcceptedEvents:
+    new: list[tuple[str, str]]  # (event token, transaction token) stored now
+    duplicates: int
+    conflicts: list[str]  # duplicates whose payload differs from the stored one (kept: the first wins)
+
+
+class CardStore:
+    def __init__(self, database_url: str, min_size: int = 4, max_size: int = POOL_MAX) -> None:
+        assert 1 <= min_size <= max_size <= 256
+        self.pool = AsyncConnectionPool(
+            database_url, min_size=min_size, max_size=max_size, open=False, timeout=10,
+            kwargs={"autocommit": True},
+        )
+        # Inbox writes must be durable before the 2xx; writes the ledger's own commits make durable
+        # (WAL is flushed in order: see docs/cards.md) use a connection without synchronous commit.
+        self.fast_pool = AsyncConnectionPool(
+            database_url, min_size=2, max_size=max_size, open=False, timeout=10,
+            kwargs={"autocommit": True, "options": "-c synchronous_commit=off"},
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=True)
+        await self.fast_pool.open(wait=True)
+
+    async def close(self) -> None:
+        await self.pool.close()
+        await self.fast_pool.close()
+
+    # -- program accounts and cards ---------------------------------------------------------------
+
+    async def program_accounts(self, asset: str) -> dict[str, str]:
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(Q["program_accounts"], {"asset": asset})).fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    async def insert_program_account(self, asset: str, role: str, account_id: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(Q["insert_program_account"], {"asset": asset, "role": role, "account_id": account_id})
+
+    async def insert_card(
+        self, token: str, account_id: str, asset: str, tenant: str | None, daily_limit: int | None,
+        monthly_limit: int | None, blocked_mccs: Sequence[str], metadata: dict[str, str],
+    ) -> tuple[Card, bool]:
+        """The card with `token`: created now (True) or found (False)."""
+        params = {
+            "id": str(uuid.uuid4()), "token": token, "account_id": account_id, "asset": asset, "tenant": tenant,
+            "daily_limit": daily_limit, "monthly_limit": monthly_limit, "blocked_mccs": list(blocked_mccs),
+            "metadata": Jsonb(metadata),
+        }
+        async with self.pool.connection() as conn:
+            created = await (await conn.execute(Q["insert_card"], params)).fetchone()
+        card = await self.card_by_token(token)
+        assert card is not None
+        return card, created is not None
+
+    async def card_by_token(self, token: str) -> Card | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(Q["card_by_token"], {"token": token})).fetchone()
+        return None if row is None else card_from_row(row)
+
+    async def card_by_id(self, card_id: str) -> Card | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(Q["card_by_id"], {"id": card_id})).fetchone()
+        return None if row is None else card_from_row(row)
+
+    async def set_card_state(self, card_id: str, state: CardState) -> bool:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(Q["set_card_state"], {"id": card_id, "state": int(state)})).fetchone()
+        return row is not None
+
+    async def set_card_controls(
+        self, card_id: str, daily_limit: int | None, monthly_limit: int | None, blocked_mccs: Sequence[str]
+    ) -> bool:
+        params = {"id": card_id, "daily_limit": daily_limit, "monthly_limit": monthly_limit,
+                  "blocked_mccs": list(blocked_mccs)}
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(Q["set_card_controls"], params)).fetchone()
+        return row is not None
+
+    # -- real-time authorizations -----------------------------------------------------------------
+
+    async def authorization_context(self, card_token: str, authorization_token: str) -> AuthorizationContext | None:
+        params = {"card_token": card_token, "authorization_token": authorization_token}
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(Q["authorization_context"], params)).fetchone()
+        if row is None:
+            return None
+        return AuthorizationContext(card_from_row(row[:10]), row[10], _int(row[11]), row[12], row[13])
+
+    async def record_authorization(
+        self, token: str, card: Card, result: str, requested: int, approved: int, reason: str | None,
+        hold_id: str | None, timed_out: bool, transaction: TransactionState,
+    ) -> bool:
+        """Store the answer and the transaction's first state; False when the transaction row already
+        existed (a webhook got there first). Written without waiting for fsync: see docs/cards.md."""
+        params = {
+            **transaction_params(transaction), "token": token, "card_id": card.id, "result": result,
+            "requested_amount": requested, "approved_amount": approved, "decline_reason": reason,
+            "hold_id": hold_id, "timed_out": timed_out,
+        }
+        async with self.fast_pool.connection() as conn:
+            row = await (await conn.execute(Q["record_authorization"], params)).fetchone()
+        return row is not None
+
+    async def transaction_hold(self, token: str) -> str | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(Q["transaction_hold"], {"token": token})).fetchone()
+        return None if row is None else row[0]
+
+    async def approved_since(self, card_id: str, since: dt.datetime) -> int:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(Q["approved_since"], {"card_id": card_id, "since": since})).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    # -- webhook inbox ----------------------------------------------------------------------------
+
+    async def accept_events(self, events: Sequence[tuple[CardEvent, dict[str, Any]]]) -> AcceptedEvents:
+        """Store a delivery's events durably (synchronous commit) before it is acknowledged."""
+        hashes = [payload_hash(raw) for _, raw in events]
+        params = {
+            "event_tokens": [e.token for e, _ in events],
+            "transaction_tokens": [e.transaction_token for e, _ in events],
+            "event_types": [e.type.value for e, _ in events],
+            "payloads": [Jsonb(raw) for _, raw in events],
+            "payload_hashes": hashes,
+        }
+        async with self.pool.connection() as conn:
+            new = [(r[0], r[1]) for r in await (await conn.execute(Q["insert_events"], params)).fetchall()]
+            conflicts: list[str] = []
+            if len(new) < len(events):
+                fresh = {token for token, _ in new}
+                stored: dict[str, bytes] = dict(await (await conn.execute(
+                    Q["event_hashes"], {"event_tokens": [e.token for e, _ in events if e.token not in fresh]}
+                )).fetchall())
+                conflicts = [e.token for (e, _), h in zip(events, hashes, strict=True)
+                             if e.token in stored and bytes(stored[e.token]) != h]
+        return AcceptedEvents(new, len(events) - len(new), conflicts)
+
+    async def due_transactions(self, limit: int) -> list[str]:
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(Q["due_transactions"], {"limit": limit})).fetchall()
+        return [row[0] for row in rows]
+
+    async def unapplied_count(self) -> int:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(Q["unapplied_count"])).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def write_inflight(self, token: str, event_token: str, attempt: int, request: dict[str, Any]) -> None:
+        params = {"token": token, "event_token": event_token, "attempt": attempt, "request": Jsonb(request)}
+        async with self.fast_pool.connection() as conn:
+            await conn.execute(Q["write_inflight"], params)
+
+    async def record_failure(self, event_token: str, error: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(Q["record_failure"], {"event_token": event_token, "error": error[:2000]})
+
+
+async def fetch_one(conn: AsyncConnection[Any], name: str, params: dict[str, Any]) -> Any:
+    return await (await conn.execute(Q[name], params)).fetchone()
