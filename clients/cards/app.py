@@ -1,0 +1,338 @@
+"""The card gateway's HTTP faces (Starlette, served by uvicorn): the processor's real-time
+authorization endpoint, its event webhook, and the card admin endpoints.
+
+Processor requests are verified on the raw body before anything else (forged, stale and replayed
+requests are refused and change nothing); admin requests need the gateway's admin bearer key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ledger_cards import schema
+from ledger_cards.applier import EventApplier
+from ledger_cards.authorizer import Authorizer, AuthorizerConfig
+from ledger_cards.model import Card, CardState
+from ledger_cards.program import Programs
+from ledger_cards.signatures import SignatureError, SignatureVerifier
+from ledger_cards.spend_limits import SpendLimits
+from ledger_cards.store import CardStore
+from ledger_client import AsyncLedgerClient, ChannelSettings, LedgerError
+from ledger_client.errors import NotFound
+
+log = logging.getLogger(__name__)
+
+REPLAY_MEMORY_MAX = 100_000
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    database_url: str
+    ledger_target: str
+    ledger_api_key: str
+    webhook_secrets: tuple[str, ...]
+    admin_key: str
+    redis_url: str | None = None
+    authorizer: AuthorizerConfig = field(default_factory=AuthorizerConfig)
+    workers: int = 16
+    signature_tolerance_s: int = 300
+
+    def __post_init__(self) -> None:
+        assert self.webhook_secrets, "at least one webhook secret"
+        assert len(self.admin_key) >= 16, "the admin key must have at least 16 characters"
+
+
+class ReplayGuard:
+    """Refuses a signed request seen before (same id and timestamp): Redis across replicas, and a
+    bounded in-process memory when Redis is unreachable. A processor retry carries a new timestamp."""
+
+    def __init__(self, redis: aioredis.Redis | None, ttl_s: int) -> None:
+        self._redis = redis
+        self._ttl_s = ttl_s
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    async def first_time(self, message_id: str, timestamp: int) -> bool:
+        key = f"card:replay:{message_id}:{timestamp}"
+        if self._redis is not None:
+            try:
+                return bool(await self._redis.set(key, 1, nx=True, ex=self._ttl_s))
+            except RedisError as error:
+                log.warning("replay guard: Redis unavailable (%s); using process memory", error)
+        now = time.monotonic()
+        while self._seen and (len(self._seen) >= REPLAY_MEMORY_MAX or next(iter(self._seen.values())) < now):
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return False
+        self._seen[key] = now + self._ttl_s
+        return True
+
+
+class Gateway:
+    """Everything the app needs, opened and closed with it."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.store = CardStore(config.database_url)
+        settings = ChannelSettings(target=config.ledger_target, token=config.ledger_api_key)
+        self._settings = settings
+        self.ledger: AsyncLedgerClient | None = None
+        self.verifier = SignatureVerifier(config.webhook_secrets, config.signature_tolerance_s)
+        self.redis = aioredis.from_url(config.redis_url, socket_timeout=0.05) if config.redis_url else None
+        self.replays = ReplayGuard(self.redis, 2 * config.signature_tolerance_s + 60)
+        self.limits = SpendLimits(config.redis_url, self.store)
+
+    async def open(self) -> None:
+        await self.store.open()
+        self.ledger = AsyncLedgerClient(settings=self._settings, timeout=10.0)
+        self.programs = Programs(self.store, self.ledger)
+        self.authorizer = Authorizer(self.store, self.ledger, self.programs, self.limits, self.config.authorizer)
+        self.applier = EventApplier(self.store, self.ledger, self.programs, self.config.authorizer.lifecycle,
+                                    self.config.workers)
+        self.applier.start()
+
+    async def close(self) -> None:
+        await self.applier.stop()
+        await self.authorizer.drain()
+        assert self.ledger is not None
+        await self.ledger.close()
+        await self.limits.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.store.close()
+
+    async def wait_until_applied(self, timeout_s: float = 60.0) -> None:
+        """Tests and the simulator: wait until the inbox is empty."""
+        deadline = time.monotonic() + timeout_s
+        while await self.store.unapplied_count() > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError("events still unapplied")
+            await asyncio.sleep(0.05)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+async def _verified_body(gateway: Gateway, request: Request) -> bytes | JSONResponse:
+    body = await request.body()
+    try:
+        verified = gateway.verifier.verify(request.headers, body)
+    except SignatureError as error:
+        return _error(401, error.reason, str(error))
+    if not await gateway.replays.first_time(verified.message_id, verified.timestamp):
+        return _error(409, "replayed", "this signed request was already received")
+    return body
+
+
+async def authorizations(request: Request) -> Response:
+    """The processor's real-time question: approve, partially approve or decline."""
+    gateway: Gateway = request.app.state.gateway
+    body = await _verified_body(gateway, request)
+    if isinstance(body, JSONResponse):
+        return body
+    try:
+        asked = schema.authorization_request(schema.load_json(body))
+    except schema.SchemaError as error:
+        return _error(400, "invalid_request", str(error))
+    decision = await gateway.authorizer.authorize(asked)
+    return JSONResponse(decision.to_json())
+
+
+async def events(request: Request) -> Response:
+    """Lifecycle webhooks: stored durably (deduplicated by event token), answered, then applied."""
+    gateway: Gateway = request.app.state.gateway
+    body = await _verified_body(gateway, request)
+    if isinstance(body, JSONResponse):
+        return body
+    try:
+        parsed = schema.delivery(schema.load_json(body))
+    except schema.SchemaError as error:
+        return _error(400, "invalid_request", str(error))
+    accepted = await gateway.store.accept_events(parsed)
+    gateway.applier.notify([transaction for _, transaction in accepted.new])
+    if accepted.conflicts:
+        log.error("events re-sent with another payload (the first is kept): %s", accepted.conflicts)
+    return JSONResponse({"accepted": len(accepted.new), "duplicates": accepted.duplicates,
+                         "conflicts": accepted.conflicts})
+
+
+# -- card admin -----------------------------------------------------------------------------------
+
+
+def _admin(request: Request) -> JSONResponse | None:
+    gateway: Gateway = request.app.state.gateway
+    header = request.headers.get("authorization", "")
+    offered = header.removeprefix("Bearer ").encode()
+    if not header.startswith("Bearer ") or not hmac.compare_digest(offered, gateway.config.admin_key.encode()):
+        return _error(401, "unauthenticated", "an admin bearer key is required")
+    return None
+
+
+def card_json(card: Card) -> dict[str, Any]:
+    return {
+        "id": card.id, "card_token": card.token, "account_id": card.account_id, "asset": card.asset,
+        "state": card.state.name, "daily_limit": card.daily_limit, "monthly_limit": card.monthly_limit,
+        "blocked_mccs": list(card.blocked_mccs), "tenant": card.tenant, "metadata": card.metadata,
+    }
+
+
+def _limit(data: dict[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**128:
+        raise schema.SchemaError(name, "a positive integer amount of minor units, or null")
+    return value
+
+
+def _mccs(data: dict[str, Any]) -> list[str]:
+    value = data.get("blocked_mccs", [])
+    if not isinstance(value, list) or len(value) > 1000 or not all(
+            isinstance(m, str) and schema.MCC.match(m) for m in value):
+        raise schema.SchemaError("blocked_mccs", "a list of four-digit merchant category codes")
+    return sorted(set(value))
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    return schema.load_json(await request.body())
+
+
+async def issue_card(request: Request) -> Response:
+    refused = _admin(request)
+    if refused is not None:
+        return refused
+    gateway: Gateway = request.app.state.gateway
+    assert gateway.ledger is not None
+    try:
+        data = await _json_body(request)
+        token = data.get("card_token")
+        if not isinstance(token, str) or not schema.TOKEN.match(token):
+            raise schema.SchemaError("card_token", "1..128 printable ASCII characters without spaces")
+        account_id = data.get("account_id")
+        if not isinstance(account_id, str) or len(account_id) > 64:
+            raise schema.SchemaError("account_id", "the cardholder's ledger account id")
+        metadata = data.get("metadata", {})
+        if not isinstance(metadata, dict) or len(metadata) > 32 or not all(
+                isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512
+                for k, v in metadata.items()):
+            raise schema.SchemaError("metadata", "at most 32 string keys and values")
+        daily, monthly, mccs = _limit(data, "daily_limit"), _limit(data, "monthly_limit"), _mccs(data)
+    except schema.SchemaError as error:
+        return _error(400, "invalid_request", str(error))
+    try:
+        account = await gateway.ledger.get_account(account_id=account_id)
+    except NotFound:
+        return _error(404, "account_not_found", "no such ledger account")
+    except LedgerError as error:
+        return _error(400 if error.reason.startswith("INVALID") else 502, error.reason.lower(), str(error))
+    await gateway.programs.accounts(account.asset)
+    card, created = await gateway.store.insert_card(
+        token, account.id, account.asset, account.metadata.get("tenant"), daily, monthly, mccs, metadata
+    )
+    if card.account_id != account.id:
+        return _error(409, "card_token_taken", "this card token belongs to another account")
+    return JSONResponse(card_json(card), status_code=201 if created else 200)
+
+
+async def get_card(request: Request) -> Response:
+    refused = _admin(request)
+    if refused is not None:
+        return refused
+    gateway: Gateway = request.app.state.gateway
+    card = await _card(gateway, request.path_params["card_id"])
+    return _error(404, "card_not_found", "no such card") if card is None else JSONResponse(card_json(card))
+
+
+async def _card(gateway: Gateway, card_id: str) -> Card | None:
+    import uuid
+
+    try:
+        uuid.UUID(card_id)
+    except ValueError:
+        return None
+    return await gateway.store.card_by_id(card_id)
+
+
+def _state_change(target: CardState) -> Any:
+    async def change(request: Request) -> Response:
+        refused = _admin(request)
+        if refused is not None:
+            return refused
+        gateway: Gateway = request.app.state.gateway
+        card = await _card(gateway, request.path_params["card_id"])
+        if card is None:
+            return _error(404, "card_not_found", "no such card")
+        if card.state == CardState.CLOSED and target != CardState.CLOSED:
+            return _error(409, "card_closed", "a closed card stays closed")
+        await gateway.store.set_card_state(card.id, target)
+        changed = await gateway.store.card_by_id(card.id)
+        assert changed is not None
+        return JSONResponse(card_json(changed))
+
+    return change
+
+
+async def set_controls(request: Request) -> Response:
+    refused = _admin(request)
+    if refused is not None:
+        return refused
+    gateway: Gateway = request.app.state.gateway
+    card = await _card(gateway, request.path_params["card_id"])
+    if card is None:
+        return _error(404, "card_not_found", "no such card")
+    try:
+        data = await _json_body(request)
+        daily, monthly, mccs = _limit(data, "daily_limit"), _limit(data, "monthly_limit"), _mccs(data)
+    except schema.SchemaError as error:
+        return _error(400, "invalid_request", str(error))
+    if not await gateway.store.set_card_controls(card.id, daily, monthly, mccs):
+        return _error(409, "card_closed", "a closed card stays closed")
+    changed = await gateway.store.card_by_id(card.id)
+    assert changed is not None
+    return JSONResponse(card_json(changed))
+
+
+async def health(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    return JSONResponse({"status": "ok", "unapplied_events": await gateway.store.unapplied_count(),
+                         "applied_events": gateway.applier.applied})
+
+
+def build_app(gateway: Gateway) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.open()
+        try:
+            yield
+        finally:
+            await gateway.close()
+
+    routes = [
+        Route("/v1/authorizations", authorizations, methods=["POST"]),
+        Route("/v1/events", events, methods=["POST"]),
+        Route("/v1/cards", issue_card, methods=["POST"]),
+        Route("/v1/cards/{card_id}", get_card, methods=["GET"]),
+        Route("/v1/cards/{card_id}/freeze", _state_change(CardState.FROZEN), methods=["POST"]),
+        Route("/v1/cards/{card_id}/unfreeze", _state_change(CardState.ACTIVE), methods=["POST"]),
+        Route("/v1/cards/{card_id}/close", _state_change(CardState.CLOSED), methods=["POST"]),
+        Route("/v1/cards/{card_id}/controls", set_controls, methods=["PUT"]),
+        Route("/healthz", health, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = gateway
+    return app
