@@ -94,3 +94,222 @@ def test_authorization_then_final_clearing_posts_the_hold_with_fees(ledger: Ledg
     hold = ledger.get_transfer(transfer_id=answer["hold_id"])
     assert hold.state == TransferState.POSTED
     assert hold.request_id == f"card:auth:{answer['token']}"
+
+
+def test_insufficient_funds_declines_or_partially_approves(ledger: LedgerClient, processor: Processor) -> None:
+    card = Card(ledger, processor, funds=1000)
+    declined = processor.authorize(card.token, 1500)
+    assert (declined["result"], declined["decline_reason"]) == ("DECLINED", "INSUFFICIENT_FUNDS")
+    partial = processor.authorize(card.token, 1500, partial=True)
+    assert (partial["result"], partial["approved_amount"]) == ("PARTIALLY_APPROVED", 1000)
+    assert card.available() == 0
+    again = processor.authorize(card.token, 1500, token=partial["token"], partial=True)
+    assert again == partial  # a retried request gets the same answer and holds nothing more
+    assert card.wallet_balances() == (1000, 0, 0, 1000)
+
+
+def test_card_controls_freeze_mcc_limits_and_close(ledger: LedgerClient, processor: Processor) -> None:
+    card = Card(ledger, processor, daily_limit=3000, blocked_mccs=["7995"])
+    card_id = card.card["id"]
+    assert card.card["tenant"] == "acme"  # from the cardholder account's metadata
+    assert processor.admin("POST", f"/v1/cards/{card_id}/freeze").json()["state"] == "FROZEN"
+    assert processor.authorize(card.token, 100)["decline_reason"] == "CARD_FROZEN"
+    assert processor.admin("POST", f"/v1/cards/{card_id}/unfreeze").json()["state"] == "ACTIVE"
+    assert processor.authorize(card.token, 100, mcc="7995")["decline_reason"] == "MCC_BLOCKED"
+    assert processor.authorize(card.token, 2000)["result"] == "APPROVED"
+    assert processor.authorize(card.token, 1500)["decline_reason"] == "SPEND_LIMIT_EXCEEDED"
+    partial = processor.authorize(card.token, 1500, partial=True)
+    assert (partial["result"], partial["approved_amount"]) == ("PARTIALLY_APPROVED", 1000)
+    assert processor.authorize(card.token, 1, currency="EUR")["decline_reason"] == "CURRENCY_MISMATCH"
+    raised = processor.admin("PUT", f"/v1/cards/{card_id}/controls", {"daily_limit": 5000, "blocked_mccs": []})
+    assert raised.json()["daily_limit"] == 5000
+    assert processor.authorize(card.token, 1500, mcc="7995")["result"] == "APPROVED"
+    assert processor.admin("POST", f"/v1/cards/{card_id}/close").json()["state"] == "CLOSED"
+    assert processor.admin("POST", f"/v1/cards/{card_id}/unfreeze").status_code == 409
+    assert processor.authorize(card.token, 100)["decline_reason"] == "CARD_CLOSED"
+    assert processor.admin("GET", f"/v1/cards/{card_id}").json()["state"] == "CLOSED"
+    assert processor.http.post("/v1/cards", json={}).status_code == 401  # admin key required
+    assert card.wallet_balances() == (4500, 0, 0, 10_000)
+
+
+def test_incremental_authorization_and_advice_adjust_the_hold(ledger: LedgerClient, processor: Processor) -> None:
+    card = Card(ledger, processor)
+    auth = processor.authorize(card.token, 4000, mcc="7011")  # a hotel
+    token = auth["token"]
+    processor.send(event("authorization.incremental", token, card.token, 1500, offset_s=1, authorized_amount=5500))
+    processor.wait_applied()
+    assert card.wallet_balances() == (5500, 0, 0, 10_000)
+    processor.send(event("authorization.advice", token, card.token, 0, offset_s=2, authorized_amount=5000))
+    processor.wait_applied()
+    assert card.wallet_balances() == (5000, 0, 0, 10_000)
+    kinds = [e.kind for e in ledger.iter_account_entries(account_id=card.wallet)]
+    assert kinds[-2:] == [TransferKind.INCREASE_PENDING, TransferKind.DECREASE_PENDING]
+    processor.send(event("clearing", token, card.token, 5000, offset_s=3, final=True))
+    processor.wait_applied()
+    assert card.wallet_balances() == (0, 5000, 0, 10_000)
+
+
+def test_multiple_clearings_keep_the_rest_on_hold_until_the_final_one(
+    ledger: LedgerClient, processor: Processor
+) -> None:
+    card = Card(ledger, processor)
+    token = processor.authorize(card.token, 3000)["token"]
+    processor.send(event("clearing", token, card.token, 1000, offset_s=1, final=False, interchange=10))
+    processor.wait_applied()
+    assert card.wallet_balances() == (2000, 1000, 0, 10_000)
+    processor.send(event("clearing", token, card.token, 800, offset_s=2, final=False, interchange=8))
+    processor.wait_applied()
+    assert card.wallet_balances() == (1200, 1800, 0, 10_000)
+    processor.send(event("clearing", token, card.token, 700, offset_s=3, final=True, interchange=7))
+    processor.wait_applied()
+    assert card.wallet_balances() == (0, 2500, 0, 10_000)  # the unused 500 is released
+    assert card.moved("merchant_settlement") == (0, 0, 0, 2500)
+    assert card.moved("fee_revenue") == (0, 0, 0, 25)
+
+
+def test_over_capture_within_and_beyond_tolerance_always_posts(ledger: LedgerClient, processor: Processor) -> None:
+    card = Card(ledger, processor)
+    tip = processor.authorize(card.token, 1000, mcc="5812")["token"]
+    processor.send(event("clearing", tip, card.token, 1180, offset_s=1, final=True))  # an 18% tip
+    fuel = processor.authorize(card.token, 100, mcc="5542")["token"]
+    processor.send(event("clearing", fuel, card.token, 6000, offset_s=1, final=True))  # far past 20%
+    processor.wait_applied()
+    assert card.wallet_balances() == (0, 7180, 0, 10_000)
+    assert card.moved("merchant_settlement") == (0, 0, 0, 7180)
+    reviews = _reviews(processor, [tip, fuel])
+    assert reviews == {tip: None, fuel: "over_capture_beyond_tolerance"}
+
+
+def _reviews(processor: Processor, tokens: list[str]) -> dict[str, str | None]:
+    import psycopg
+
+    with psycopg.connect(processor.gateway.database_url) as conn:
+        rows = conn.execute("SELECT token, review FROM card_transactions WHERE token = ANY(%s)", (tokens,)).fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
+def test_processor_expiry_releases_the_hold_and_a_later_clearing_still_posts(
+    ledger: LedgerClient, processor: Processor
+) -> None:
+    card = Card(ledger, processor)
+    token = processor.authorize(card.token, 2000)["token"]
+    processor.send(event("authorization.expiry", token, card.token, 0, offset_s=1))
+    processor.wait_applied()
+    assert card.wallet_balances() == (0, 0, 0, 10_000)
+    processor.send(event("clearing", token, card.token, 2000, offset_s=2, final=True))
+    processor.wait_applied()
+    assert card.wallet_balances() == (0, 2000, 0, 10_000)
+
+
+def test_clearing_after_the_ledger_expired_the_hold_still_posts(
+    ledger_server: LedgerServer, database_url: str, ledger: LedgerClient, processor: Processor
+) -> None:
+    short = GatewayProcess(database_url, ledger_server.target, extra_args=["--hold-timeout-seconds", "1"],
+                           secret=processor.gateway.secret).start()
+    quick = Processor(short)
+    try:
+        card = Card(ledger, quick)
+        answer = quick.authorize(card.token, 2000)
+        deadline = time.monotonic() + 10
+        while ledger.get_transfer(transfer_id=answer["hold_id"]).state != TransferState.EXPIRED:
+            assert time.monotonic() < deadline, "the ledger did not expire the hold"
+            time.sleep(0.1)
+        assert card.wallet_balances() == (0, 0, 0, 10_000)
+        quick.send(event("clearing", answer["token"], card.token, 2000, offset_s=1, final=True))
+        quick.wait_applied()
+        assert card.wallet_balances() == (0, 2000, 0, 10_000)
+    finally:
+        quick.close()
+        short.stop()
+
+
+def test_clearing_without_authorization_is_force_posted_and_a_late_authorization_holds_nothing(
+    ledger: LedgerClient, processor: Processor
+) -> None:
+    card = Card(ledger, processor)
+    token = "auth_" + uuid.uuid4().hex  # approved by the processor's stand-in: we were never asked
+    processor.send(event("clearing", token, card.token, 1200, offset_s=2, final=True))
+    processor.wait_applied()
+    assert card.wallet_balances() == (0, 1200, 0, 10_000)
+    processor.send(event("authorization", token, card.token, 1200, offset_s=0, status="APPROVED"))
+    processor.wait_applied()
+    assert card.wallet_balances() == (0, 1200, 0, 10_000)
+
+
+def test_stand_in_authorization_webhook_places_the_hold(ledger: LedgerClient, processor: Processor) -> None:
+    card = Card(ledger, processor)
+    token = "auth_" + uuid.uuid4().hex
+    processor.send(event("authorization", token, card.token, 900, status="APPROVED"))
+    processor.wait_applied()
+    assert card.wallet_balances() == (900, 0, 0, 10_000)
+    processor.send(event("clearing", token, card.token, 900, offset_s=1, final=True))
+    processor.wait_applied()
+    assert card.wallet_balances() == (0, 900, 0, 10_000)
+
+
+def test_full_and_partial_reversals(ledger: LedgerClient, processor: Processor) -> None:
+    card = Card(ledger, processor)
+    full = processor.authorize(card.token, 1000)["token"]
+    part = processor.authorize(card.token, 3000)["token"]
+    processor.send(
+        event("authorization.reversal", full, card.token, 1000, offset_s=1, authorized_amount=0),
+        event("authorization.reversal", part, card.token, 1000, offset_s=1, authorized_amount=2000),
+    )
+    processor.wait_applied()
+    assert card.wallet_balances() == (2000, 0, 0, 10_000)
+    assert ledger.get_transfer(request_id=f"card:auth:{full}").state == TransferState.VOIDED
+    processor.send(event("clearing", part, card.token, 2000, offset_s=2, final=True))
+    processor.wait_applied()
+    assert card.wallet_balances() == (0, 2000, 0, 10_000)
+
+
+def test_returns_linked_and_unlinked_and_return_reversal(ledger: LedgerClient, processor: Processor) -> None:
+    card = Card(ledger, processor)
+    purchase = processor.authorize(card.token, 3000)["token"]
+    processor.send(event("clearing", purchase, card.token, 3000, offset_s=1, final=True, interchange=30))
+    linked, unlinked = "ret_" + uuid.uuid4().hex, "ret_" + uuid.uuid4().hex
+    processor.send(
+        event("return", linked, card.token, 1000, offset_s=2, original_transaction_token=purchase, interchange=10),
+        event("return", unlinked, card.token, 250, offset_s=2),
+    )
+    processor.wait_applied()
+    assert card.wallet_balances() == (0, 3000, 0, 11_250)
+    assert card.moved("fee_revenue") == (0, 10, 0, 30)
+    processor.send(event("return.reversal", linked, card.token, 400, offset_s=3))
+    processor.wait_applied()
+    assert card.wallet_balances() == (0, 3400, 0, 11_250)
+    reversal = [e for e in ledger.iter_account_entries(account_id=card.wallet)][-1]
+    assert reversal.kind == TransferKind.REVERSAL
+    # A return reversal delivered before its return: posted on its own, same balances in the end.
+    early = "ret_" + uuid.uuid4().hex
+    processor.send(event("return.reversal", early, card.token, 100, offset_s=5))
+    processor.send(event("return", early, card.token, 300, offset_s=4))
+    processor.wait_applied()
+    assert card.wallet_balances() == (0, 3500, 0, 11_550)
+    assert card.moved("merchant_settlement") == (0, 1550, 0, 3500)
+
+
+def test_duplicates_and_disorder_apply_once(ledger: LedgerClient, processor: Processor) -> None:
+    card = Card(ledger, processor)
+    token = processor.authorize(card.token, 2000)["token"]
+    advice = event("authorization.advice", token, card.token, 0, offset_s=1, authorized_amount=2600)
+    first = event("clearing", token, card.token, 1000, offset_s=2, final=False)
+    last = event("clearing", token, card.token, 1500, offset_s=3, final=True, network_fee=3)
+    processor.send(last, first)  # the final clearing first, in one delivery
+    assert processor.send(first, advice)["duplicates"] == 1
+    assert processor.send(last, advice, first) == {"accepted": 0, "duplicates": 3, "conflicts": []}
+    processor.wait_applied()
+    assert card.wallet_balances() == (0, 2500, 0, 10_000)
+    assert card.moved("network_fees") == (0, 3, 0, 0)
+
+
+def test_capture_beyond_the_balance_is_covered_by_the_cardholder_receivable(
+    ledger: LedgerClient, processor: Processor
+) -> None:
+    card = Card(ledger, processor, funds=900)
+    token = processor.authorize(card.token, 800)["token"]
+    processor.send(event("clearing", token, card.token, 950, offset_s=1, final=True))  # a tip of 150
+    processor.wait_applied()
+    assert card.wallet_balances() == (0, 950, 0, 950)  # 50 advanced: the cardholder owes it
+    assert card.moved("cardholder_receivable") == (0, 50, 0, 0)
+    assert _reviews(processor, [token]) == {token: "cardholder_shortfall_covered"}

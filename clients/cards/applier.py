@@ -27,7 +27,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from ledger_cards import schema
-from ledger_cards.lifecycle import LifecycleConfig, Plan, hold_request_id, plan
+from ledger_cards.lifecycle import PLACED, LifecycleConfig, Plan, hold_request_id, plan
 from ledger_cards.model import CardEvent, EventType, ProgramAccounts, TransactionState
 from ledger_cards.program import Programs
 from ledger_cards.store import CardStore, Q, card_from_row, transaction_from_row, transaction_params
@@ -166,8 +166,11 @@ class EventApplier:
                     return count
                 count += 1
                 self.applied += 1
-            except (Transient, psycopg.OperationalError, OSError) as error:
-                log.warning("transaction %s: transient failure (%s); retried later", token, error)
+            except Exception as error:  # transient (ledger, database) or a bug: retried later, backing off
+                if isinstance(error, Transient | psycopg.OperationalError | OSError):
+                    log.warning("transaction %s: transient failure (%s); retried later", token, error)
+                else:
+                    log.exception("transaction %s: applying failed; retried later", token)
                 if event_token is None:
                     event_token = await self._next_event_token(token)
                 if event_token is not None:
@@ -343,6 +346,7 @@ def _committed(current: Plan, result: BatchResult, offset: int) -> TransactionSt
     state = current.state
     if current.hold_op is not None:
         hold = result.results[current.hold_op + offset].unwrap()
+        assert state.hold_id == PLACED, state
         state = replace(state, hold_id=hold.id)
     if current.credit_op is not None:
         credit = result.results[current.credit_op + offset].unwrap()

@@ -26,6 +26,7 @@ from ledger_cards.model import (
 from ledger_client import AdjustPending, NewTransfer, Operation, PostPending, Reverse, VoidPending
 
 BASIS_POINTS = 10_000
+PLACED = "(placed by this plan)"  # stands for the new hold's id until the ledger returns it
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def _authorization_change(
                     note=f"hold set to {target}")
     if target > 0 and not merged.hold_attempted:
         hold = authorization_hold(merged.account_id, accounts, target, merged.card_id, merged.token, config)
-        placed = replace(merged, hold_attempted=True, hold_open=True, hold_amount=target)
+        placed = replace(merged, hold_attempted=True, hold_open=True, hold_amount=target, hold_id=PLACED)
         return Plan((hold,), placed, hold_op=0, note=f"hold placed for {target}")
     return Plan((), merged, note="no hold to change")
 
