@@ -1,0 +1,139 @@
+"""Forged, stale and replayed processor requests are refused and change nothing; a decision that
+misses its budget answers the configured default and a late hold is voided (no money stuck)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from ledger_cards.signatures import new_secret, signed_headers
+from ledger_client import LedgerClient, TransferState
+from ledger_server.server import LedgerServer
+from tests.card_gateway import GatewayProcess, Processor, event, now_rfc3339, open_cardholder
+from tests.conftest import ADMIN_KEY
+from tests.invariants import assert_ledger_consistent
+from tests.redis_process import RedisProcess
+from tests.tcp_proxy import TcpProxy
+
+
+@pytest.fixture(scope="module")
+def ledger(ledger_server: LedgerServer) -> Iterator[LedgerClient]:
+    with LedgerClient(ledger_server.target, token=ADMIN_KEY) as client:
+        client.create_asset(code="USD", scale=2, request_id="test-asset-USD")
+        yield client
+
+
+@pytest.fixture(scope="module")
+def processor(ledger_server: LedgerServer, database_url: str, ledger: LedgerClient) -> Iterator[Processor]:
+    redis_server = RedisProcess().start()
+    gateway = GatewayProcess(database_url, ledger_server.target, redis_server.url).start()
+    client = Processor(gateway)
+    yield client
+    client.close()
+    gateway.stop()
+    redis_server.kill()
+    assert_ledger_consistent(database_url)
+
+
+def _stored_events(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM card_events").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_forged_stale_tampered_and_replayed_webhooks_are_refused(
+    ledger: LedgerClient, processor: Processor, database_url: str
+) -> None:
+    wallet = open_cardholder(ledger, "USD", 10_000)
+    card = processor.issue_card(wallet)["card_token"]
+    token = processor.authorize(card, 1000)["token"]
+    clearing = {"events": [event("clearing", token, card, 1000, final=True)]}
+    body = json.dumps(clearing).encode()
+    before = _stored_events(database_url), ledger.get_account(account_id=wallet)
+
+    def post(headers: dict[str, str], content: bytes = body) -> tuple[int, str]:
+        response = processor.http.post("/v1/events", content=content, headers=headers)
+        return response.status_code, response.json()["error"]
+
+    forged = signed_headers(new_secret(), "msg_forged", body)
+    assert post(forged) == (401, "bad_signature")
+    stale = signed_headers(processor.gateway.secret, "msg_stale", body, int(time.time()) - 600)
+    assert post(stale) == (401, "stale")
+    future = signed_headers(processor.gateway.secret, "msg_future", body, int(time.time()) + 600)
+    assert post(future) == (401, "stale")
+    genuine = signed_headers(processor.gateway.secret, "msg_genuine", body)
+    tampered = body.replace(b'"amount": 1000', b'"amount": 9000')
+    assert tampered != body
+    assert post(genuine, tampered) == (401, "bad_signature")
+    assert post({"content-type": "application/json"}) == (401, "missing_headers")
+    assert post({**genuine, "webhook-signature": "v1,AAAA"}) == (401, "bad_signature")
+    assert (_stored_events(database_url), ledger.get_account(account_id=wallet)) == before
+
+    assert processor.http.post("/v1/events", content=body, headers=genuine).status_code == 200
+    processor.wait_applied()
+    after = ledger.get_account(account_id=wallet)
+    assert after.debits_posted == 1000
+    assert post(genuine) == (409, "replayed")  # the same signed bytes again
+    # A processor retry: the same webhook-id with the timestamp of the new attempt.
+    retry = signed_headers(processor.gateway.secret, "msg_genuine", body, int(genuine["webhook-timestamp"]) + 1)
+    response = processor.http.post("/v1/events", content=body, headers=retry)
+    assert response.json() == {"accepted": 0, "duplicates": 1, "conflicts": []}
+    processor.wait_applied()
+    assert ledger.get_account(account_id=wallet) == after
+
+
+def test_forged_and_malformed_authorizations_hold_nothing(ledger: LedgerClient, processor: Processor) -> None:
+    wallet = open_cardholder(ledger, "USD", 10_000)
+    card = processor.issue_card(wallet)["card_token"]
+    payload = {"token": "auth_" + uuid.uuid4().hex, "card_token": card, "amount": 500, "currency": "USD",
+               "created": now_rfc3339()}
+    forged = processor.signed_post("/v1/authorizations", payload, secret=new_secret())
+    assert forged.status_code == 401
+    for bad in ({**payload, "amount": 5.5}, {**payload, "amount": -1}, {**payload, "token": "has space"},
+                {**payload, "created": "yesterday"}):
+        response = processor.signed_post("/v1/authorizations", bad)
+        assert response.status_code == 400, bad
+    events = processor.signed_post("/v1/events", {"events": [{"type": "clearing"}]})
+    assert events.status_code == 400
+    account = ledger.get_account(account_id=wallet)
+    assert (account.debits_pending, account.debits_posted) == (0, 0)
+
+
+def test_a_timed_out_decision_answers_the_default_and_the_late_hold_is_voided(
+    ledger_server: LedgerServer, database_url: str, ledger: LedgerClient, processor: Processor
+) -> None:
+    proxy = TcpProxy(ledger_server.port)
+    slow = GatewayProcess(database_url, proxy.target, extra_args=["--auth-budget-ms", "200"],
+                          secret=processor.gateway.secret).start()
+    client = Processor(slow)
+    try:
+        wallet = open_cardholder(ledger, "USD", 10_000)
+        card = client.issue_card(wallet)["card_token"]
+        assert client.authorize(card, 100)["result"] == "APPROVED"  # warm: program accounts, channel
+        proxy.hold_responses()  # the ledger commits the hold, its answer is late
+        answer = client.authorize(card, 700)
+        assert (answer["result"], answer["decline_reason"]) == ("DECLINED", "TIMEOUT")
+        time.sleep(0.5)
+        proxy.release()
+        hold_request = f"card:auth:{answer['token']}"
+        deadline = time.monotonic() + 15
+        while ledger.get_transfer(request_id=hold_request).state != TransferState.VOIDED:
+            assert time.monotonic() < deadline, "the late hold was not voided"
+            time.sleep(0.05)
+        account = ledger.get_account(account_id=wallet)
+        assert (account.debits_pending, account.available_balance) == (100, 9_900)
+        # The processor's own record of the decline changes nothing more.
+        client.send(event("authorization", answer["token"], card, 700, status="DECLINED"))
+        client.wait_applied()
+        assert ledger.get_account(account_id=wallet).debits_pending == 100
+    finally:
+        proxy.release()
+        client.close()
+        slow.stop()
+        proxy.close()
