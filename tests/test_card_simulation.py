@@ -26,7 +26,8 @@ def stack(database_url: str) -> Iterator[tuple[ServerProcess, GatewayProcess]]:
     unlimited = {"LEDGER_RATE_LIMIT": "1000000", "LEDGER_RATE_LIMIT_BURST": "1000000"}
     ledger = ServerProcess(database_url, extra_env=unlimited).start()
     redis_server = RedisProcess().start()
-    gateway = GatewayProcess(database_url, ledger.target, redis_server.url, extra_args=["--workers", "32", "--auth-budget-ms", "3000"]).start()
+    gateway = GatewayProcess(database_url, ledger.target, redis_server.url,
+                             extra_args=["--workers", "32", "--auth-budget-ms", "3000"]).start()
     yield ledger, gateway
     gateway.stop()
     redis_server.kill()

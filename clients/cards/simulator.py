@@ -220,7 +220,9 @@ def build_scenario(seed: int, lifecycles: int, cards: Sequence[SimCard], asset: 
     return Scenario(built, expected, Counter(life.scenario for life in built))
 
 
-def delivery_order(scenario: Scenario, rng: random.Random, duplicate_rate: float, reorder_rate: float) -> list[CardEvent]:
+def delivery_order(
+    scenario: Scenario, rng: random.Random, duplicate_rate: float, reorder_rate: float
+) -> list[CardEvent]:
     """Events in processor time, then disturbed: a `reorder_rate` share of all events is delayed past
     the next event of its own transaction (and a little more), a `duplicate_rate` share is sent twice."""
     stream = sorted((e for life in scenario.lifecycles for e in life.events), key=lambda e: (e.created, e.token))

@@ -166,3 +166,7 @@ SELECT event_token, transaction_token, event_type, payload, outcome
 FROM card_events
 WHERE applied_at IS NOT NULL AND event_type IN ('clearing', 'return', 'return.reversal')
   AND (payload->>'created')::timestamptz >= %(start)s AND (payload->>'created')::timestamptz < %(end)s;
+
+-- name: applied_event
+SELECT event_token, transaction_token, event_type, payload, outcome
+FROM card_events WHERE event_token = %(event_token)s AND applied_at IS NOT NULL;
