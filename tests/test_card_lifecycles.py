@@ -6,6 +6,11 @@ test plays the processor: it signs requests, asks for authorizations and deliver
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -313,3 +318,50 @@ def test_capture_beyond_the_balance_is_covered_by_the_cardholder_receivable(
     assert card.wallet_balances() == (0, 950, 0, 950)  # 50 advanced: the cardholder owes it
     assert card.moved("cardholder_receivable") == (0, 50, 0, 0)
     assert _reviews(processor, [token]) == {token: "cardholder_shortfall_covered"}
+
+
+def test_settlement_file_reconciliation_reports_differences_and_posts_nothing(
+    ledger: LedgerClient, processor: Processor, ledger_server: LedgerServer, tmp_path: pathlib.Path
+) -> None:
+    card = Card(ledger, processor)
+    good = processor.authorize(card.token, 1000)["token"]
+    off = processor.authorize(card.token, 500)["token"]
+    extra = processor.authorize(card.token, 300)["token"]
+    returned = "ret_" + uuid.uuid4().hex
+    sent = [
+        event("clearing", good, card.token, 1000, offset_s=1, final=True, interchange=15),
+        event("clearing", off, card.token, 500, offset_s=1, final=True),
+        event("clearing", extra, card.token, 300, offset_s=1, final=True),
+        event("return", returned, card.token, 200, offset_s=2),
+    ]
+    processor.send(*sent)
+    processor.wait_applied()
+    never_delivered = event("clearing", "auth_" + uuid.uuid4().hex, card.token, 700, offset_s=1, final=True)
+    day = sent[0]["created"][:10]
+
+    def record(e: dict[str, object], amount: int | None = None) -> dict[str, object]:
+        return {"event_token": e["token"], "transaction_token": e["transaction_token"], "card_token": card.token,
+                "type": e["type"], "amount": e["amount"] if amount is None else amount,
+                "interchange": e.get("interchange", 0)}
+
+    settlement = {"settlement_date": day, "currency": ASSET, "records": [
+        record(sent[0]), record(sent[1], amount=550), record(sent[3]), record(never_delivered)]}
+    path = tmp_path / "settlement.json"
+    path.write_text(json.dumps(settlement))
+    before = card.wallet_balances()
+    env = {**os.environ, "LEDGER_DATABASE_URL": processor.gateway.database_url,
+           "LEDGER_TARGET": ledger_server.target, "LEDGER_API_KEY": ADMIN_KEY}
+    run = subprocess.run([sys.executable, "-m", "ledger_cards.main", "reconcile", str(path)], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stderr
+    report = json.loads(run.stdout)
+    kinds = {d["event_token"]: d["kind"] for d in report["differences"]}
+    ours = {sent[1]["token"]: "amount_mismatch", never_delivered["token"]: "missing_in_ledger"}
+    assert {k: v for k, v in kinds.items() if k in ours} == ours
+    assert kinds[sent[2]["token"]] == "missing_in_settlement"
+    assert sent[0]["token"] not in kinds and sent[3]["token"] not in kinds
+    proposal = next(p for p in report["proposals"] if p["for"] == sent[1]["token"])
+    transfer = proposal["operations"][0]["create_transfer"]
+    assert (transfer["debit_account_id"], transfer["amount"]) == (card.wallet, "50")
+    assert report["posted"] is False
+    assert card.wallet_balances() == before  # proposals only: nothing was posted
