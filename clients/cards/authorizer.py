@@ -16,12 +16,20 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ledger_cards.hold_batcher import HoldBatcher
 from ledger_cards.lifecycle import LifecycleConfig, authorization_hold, hold_request_id
 from ledger_cards.model import AuthorizationRequest, Card, CardState, TransactionState
 from ledger_cards.program import Programs
 from ledger_cards.spend_limits import SpendLimits
 from ledger_cards.store import CardStore
-from ledger_client import AsyncLedgerClient, IdempotencyKeyReused, InsufficientFunds, LedgerError, Rejected
+from ledger_client import (
+    AsyncLedgerClient,
+    IdempotencyKeyReused,
+    InsufficientFunds,
+    LedgerError,
+    NewTransfer,
+    Rejected,
+)
 from ledger_client.errors import NotFound, PendingAlreadyVoided, PendingExpired
 
 log = logging.getLogger(__name__)
@@ -78,6 +86,7 @@ class Authorizer:
         self._limits = limits
         self.config = config
         self._background: set[asyncio.Task[None]] = set()
+        self._holds = HoldBatcher(ledger)
 
     async def authorize(self, request: AuthorizationRequest) -> Decision:
         """The answer to the processor, within the budget."""
@@ -159,13 +168,8 @@ class Authorizer:
         except (InsufficientFunds, IdempotencyKeyReused):
             return Decision(request.token, DECLINED, 0, "INSUFFICIENT_FUNDS")
 
-    async def _create(self, hold: Any) -> str:
-        transfer = await self._ledger.create_transfer(
-            debit_account_id=hold.debit_account_id, credit_account_id=hold.credit_account_id, amount=hold.amount,
-            asset=hold.asset, pending=True, hold_timeout_seconds=hold.hold_timeout_seconds, metadata=hold.metadata,
-            request_id=hold.request_id,
-        )
-        return transfer.id
+    async def _create(self, hold: NewTransfer) -> str:
+        return (await self._holds.place(hold)).id
 
     async def _record(self, request: AuthorizationRequest, card: Card, decision: Decision) -> None:
         """Store the answer and the transaction's first state. If a webhook created the transaction
