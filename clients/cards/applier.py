@@ -160,7 +160,8 @@ class EventApplier:
         while True:
             event_token = None
             try:
-                async with self._store.pool.connection() as conn, conn.transaction():
+                # Pipeline mode: BEGIN travels with the first queries and COMMIT with the last writes.
+                async with self._store.pool.connection() as conn, conn.pipeline(), conn.transaction():
                     event_token = await self._apply_next(conn, token)
                 if event_token is None:
                     return count
@@ -185,8 +186,12 @@ class EventApplier:
         return None
 
     async def _apply_next(self, conn: AsyncConnection[Any], token: str) -> str | None:
-        row = await (await conn.execute(Q["lock_transaction"], {"token": token})).fetchone()
-        inflight = await (await conn.execute(Q["inflight_of"], {"token": token})).fetchone()
+        params = {"token": token}
+        async with conn.pipeline():  # one round trip: BEGIN, the row lock, the intent, the next event
+            locked = await conn.execute(Q["lock_transaction"], params)
+            intent = await conn.execute(Q["inflight_of"], params)
+            oldest = await conn.execute(Q["next_event"], params)
+        row, inflight, event_row = await locked.fetchone(), await intent.fetchone(), await oldest.fetchone()
         flags = Flags()
         attempt = 1
         if inflight is not None:
@@ -196,10 +201,8 @@ class EventApplier:
                 await conn.execute(Q["delete_inflight"], {"token": token})
                 return str(inflight[0])
             attempt, flags = int(inflight[1]), Flags.from_json(inflight[2])
-        else:
-            event_row = await (await conn.execute(Q["next_event"], {"token": token})).fetchone()
-            if event_row is None:
-                return None
+        elif event_row is None:
+            return None
         event = schema.event(event_row[1])
         if row is None:
             state = await self._first_state(conn, event)
@@ -218,9 +221,10 @@ class EventApplier:
         except PermanentRejectionError as rejection:
             log.error("event %s: %s", event.token, rejection)
             new_state, outcome = replace(state, review=f"ledger_rejected: {rejection}"[:200]), {"error": str(rejection)}
-        await conn.execute(Q["update_transaction"], transaction_params(new_state))
-        await self._mark(conn, event, outcome)
-        await conn.execute(Q["delete_inflight"], {"token": token})
+        async with conn.pipeline():  # one round trip: the state, the event applied, the intent gone
+            await conn.execute(Q["update_transaction"], transaction_params(new_state))
+            await self._mark(conn, event, outcome)
+            await conn.execute(Q["delete_inflight"], {"token": token})
         return event.token
 
     async def _mark(self, conn: AsyncConnection[Any], event: CardEvent, outcome: dict[str, Any]) -> None:
