@@ -160,8 +160,7 @@ class EventApplier:
         while True:
             event_token = None
             try:
-                # Pipeline mode: BEGIN travels with the first queries and COMMIT with the last writes.
-                async with self._store.pool.connection() as conn, conn.pipeline(), conn.transaction():
+                async with self._store.pool.connection() as conn, conn.transaction():
                     event_token = await self._apply_next(conn, token)
                 if event_token is None:
                     return count
@@ -186,12 +185,11 @@ class EventApplier:
         return None
 
     async def _apply_next(self, conn: AsyncConnection[Any], token: str) -> str | None:
-        params = {"token": token}
-        async with conn.pipeline():  # one round trip: BEGIN, the row lock, the intent, the next event
-            locked = await conn.execute(Q["lock_transaction"], params)
-            intent = await conn.execute(Q["inflight_of"], params)
-            oldest = await conn.execute(Q["next_event"], params)
-        row, inflight, event_row = await locked.fetchone(), await intent.fetchone(), await oldest.fetchone()
+        claimed = await (await conn.execute(Q["claim_next"], {"token": token})).fetchone()
+        assert claimed is not None
+        row = claimed[:17] if claimed[0] is not None else None
+        inflight = claimed[17:20] if claimed[17] is not None else None
+        event_row = claimed[20:22] if claimed[20] is not None else None
         flags = Flags()
         attempt = 1
         if inflight is not None:
@@ -221,10 +219,8 @@ class EventApplier:
         except PermanentRejectionError as rejection:
             log.error("event %s: %s", event.token, rejection)
             new_state, outcome = replace(state, review=f"ledger_rejected: {rejection}"[:200]), {"error": str(rejection)}
-        async with conn.pipeline():  # one round trip: the state, the event applied, the intent gone
-            await conn.execute(Q["update_transaction"], transaction_params(new_state))
-            await self._mark(conn, event, outcome)
-            await conn.execute(Q["delete_inflight"], {"token": token})
+        params = {**transaction_params(new_state), "event_token": event.token, "outcome": Jsonb(outcome)}
+        await conn.execute(Q["finish_event"], params)
         return event.token
 
     async def _mark(self, conn: AsyncConnection[Any], event: CardEvent, outcome: dict[str, Any]) -> None:

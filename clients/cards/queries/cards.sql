@@ -170,3 +170,45 @@ WHERE applied_at IS NOT NULL AND event_type IN ('clearing', 'return', 'return.re
 -- name: applied_event
 SELECT event_token, transaction_token, event_type, payload, outcome
 FROM card_events WHERE event_token = %(event_token)s AND applied_at IS NOT NULL;
+
+-- name: claim_next
+-- One round trip at the start of an event's transaction: the transaction's row (locked), a crashed
+-- attempt's intent, and the oldest unapplied event.
+SELECT t.token, t.card_id, t.account_id, t.asset, t.auth_total, t.auth_created, t.auth_event, t.closed_reason,
+       t.hold_attempted, t.hold_id, t.hold_amount, t.hold_open, t.cleared_total, t.returned_total,
+       t.return_reversed, t.credit_transfer_id, t.review,
+       i.event_token, i.attempt, i.request,
+       e.event_token, e.payload
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT token, card_id::text, account_id::text, asset, auth_total::text, auth_created, auth_event,
+           closed_reason, hold_attempted, hold_id::text, hold_amount::text, hold_open, cleared_total::text,
+           returned_total::text, return_reversed::text, credit_transfer_id::text, review
+    FROM card_transactions WHERE token = %(token)s FOR UPDATE
+) AS t ON true
+LEFT JOIN card_inflight AS i ON i.transaction_token = %(token)s
+LEFT JOIN LATERAL (
+    SELECT event_token, payload FROM card_events
+    WHERE transaction_token = %(token)s AND applied_at IS NULL
+    ORDER BY sequence LIMIT 1
+) AS e ON true;
+
+-- name: finish_event
+-- One round trip at the end: the new state, the event applied, the intent gone (one statement).
+WITH state AS (
+    UPDATE card_transactions
+    SET auth_total = %(auth_total)s, auth_created = %(auth_created)s, auth_event = %(auth_event)s,
+        closed_reason = %(closed_reason)s, hold_attempted = %(hold_attempted)s, hold_id = %(hold_id)s,
+        hold_amount = %(hold_amount)s, hold_open = %(hold_open)s, cleared_total = %(cleared_total)s,
+        returned_total = %(returned_total)s, return_reversed = %(return_reversed)s,
+        credit_transfer_id = %(credit_transfer_id)s, review = %(review)s, updated_at = now()
+    WHERE token = %(token)s
+    RETURNING token
+), applied AS (
+    UPDATE card_events SET applied_at = now(), outcome = %(outcome)s, attempts = attempts + 1, last_error = NULL
+    WHERE event_token = %(event_token)s AND applied_at IS NULL
+    RETURNING event_token
+), cleared AS (
+    DELETE FROM card_inflight WHERE transaction_token = %(token)s RETURNING transaction_token
+)
+SELECT (SELECT count(*) FROM state), (SELECT count(*) FROM applied);
