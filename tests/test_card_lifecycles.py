@@ -365,3 +365,31 @@ def test_settlement_file_reconciliation_reports_differences_and_posts_nothing(
     assert (transfer["debit_account_id"], transfer["amount"]) == (card.wallet, "50")
     assert report["posted"] is False
     assert card.wallet_balances() == before  # proposals only: nothing was posted
+
+
+def test_ledgerctl_and_the_sdk_issue_freeze_and_close_cards(
+    ledger: LedgerClient, processor: Processor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ledger_client.cards import CardsClient
+    from ledger_client.cli.app import main as ledgerctl
+    from tests.card_gateway import GATEWAY_ADMIN_KEY
+
+    wallet = open_cardholder(ledger, ASSET, 1000)
+    gateway = ["--gateway", processor.gateway.url, "--gateway-key", GATEWAY_ADMIN_KEY, "--json"]
+    token = "card_" + uuid.uuid4().hex
+    assert ledgerctl(["card", "issue", "--account", wallet, "--card-token", token, "--daily-limit", "500",
+                      "--block-mcc", "7995", *gateway]) == 0
+    issued = json.loads(capsys.readouterr().out)
+    assert (issued["state"], issued["daily_limit"], issued["blocked_mccs"]) == ("ACTIVE", 500, ["7995"])
+    assert ledgerctl(["card", "freeze", issued["id"], *gateway]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "FROZEN"
+    assert processor.authorize(token, 100)["decline_reason"] == "CARD_FROZEN"
+    with CardsClient(processor.gateway.url, admin_key=GATEWAY_ADMIN_KEY) as cards:
+        assert cards.unfreeze_card(card_id=issued["id"]).state == "ACTIVE"
+        assert cards.set_card_controls(card_id=issued["id"], monthly_limit=900).daily_limit is None
+        assert cards.close_card(card_id=issued["id"]).state == "CLOSED"
+    assert ledgerctl(["card", "unfreeze", issued["id"], *gateway]) == 3  # refused: closed for good
+    assert ledgerctl(["card", "show", str(uuid.uuid4()), *gateway]) == 3  # not found
+    wrong = ["--gateway", processor.gateway.url, "--gateway-key", "not-the-key", "--json"]
+    assert ledgerctl(["card", "show", issued["id"], *wrong]) == 5  # unauthenticated
+    capsys.readouterr()

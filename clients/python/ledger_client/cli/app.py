@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ledger_client.cli import accounts, assets, transfers
+from ledger_client.cli import accounts, assets, cards, transfers
 from ledger_client.cli.arguments import common_options, open_client
 from ledger_client.cli.output import Output
 from ledger_client.errors import (
@@ -24,7 +24,7 @@ from ledger_client.errors import (
     Unauthenticated,
 )
 
-COMMAND_GROUPS = (assets, accounts, transfers)
+COMMAND_GROUPS = (assets, accounts, transfers, cards)
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # anything unexpected: INTERNAL, UNKNOWN, a bug
