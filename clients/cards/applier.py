@@ -5,6 +5,10 @@ Per event, in one database transaction holding the transaction's row lock:
    ledger by its request id) and the event (a crashed attempt's event first: `card_inflight`);
 2. plan it (`lifecycle.plan`), write the intent (`card_inflight`), send the operations to the ledger
    as one atomic `ApplyOperations` batch with request ids `card:{event}:{attempt}[:{item}]`;
+   (The gateway's writes here skip the fsync wait: they share the PostgreSQL cluster with the
+   ledger, whose synchronous commits flush the WAL in order, so any ledger effect that survives a
+   crash implies every earlier write of ours survived too; a write lost with its own crash is
+   simply redone, the ledger replaying its effect.)
 3. on a business rejection re-plan (hold expired on the ledger's timer -> force post; raise does not
    fit -> keep the hold; capture beyond the balance -> cover the shortfall from the cardholder
    receivable), each re-plan a new attempt with new request ids;
@@ -157,25 +161,29 @@ class EventApplier:
     async def apply_transaction(self, token: str) -> int:
         """Apply every stored, unapplied event of the transaction; returns how many were applied."""
         count = 0
-        while True:
-            event_token = None
-            try:
-                async with self._store.pool.connection() as conn, conn.transaction():
-                    event_token = await self._apply_next(conn, token)
+        # Two round trips per event: "BEGIN; claim" and "finish; COMMIT" (client-side binding lets a
+        # statement travel with BEGIN or COMMIT). No fsync wait: see the module docstring.
+        async with self._store.fast_pool.connection() as conn:
+            cursor = psycopg.AsyncClientCursor(conn)
+            while True:
+                try:
+                    event_token = await self._apply_next(conn, cursor, token)
+                except Exception as error:  # transient (ledger, database) or a bug: retried later, backing off
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.execute("ROLLBACK")
+                    if isinstance(error, Transient | psycopg.OperationalError | OSError):
+                        log.warning("transaction %s: transient failure (%s); retried later", token, error)
+                    else:
+                        log.exception("transaction %s: applying failed; retried later", token)
+                    failed = await self._next_event_token(token)
+                    if failed is not None:
+                        await self._store.record_failure(failed, str(error))
+                    return count
                 if event_token is None:
+                    await conn.execute("ROLLBACK")  # ends the claim: nothing to apply, the lock goes
                     return count
                 count += 1
                 self.applied += 1
-            except Exception as error:  # transient (ledger, database) or a bug: retried later, backing off
-                if isinstance(error, Transient | psycopg.OperationalError | OSError):
-                    log.warning("transaction %s: transient failure (%s); retried later", token, error)
-                else:
-                    log.exception("transaction %s: applying failed; retried later", token)
-                if event_token is None:
-                    event_token = await self._next_event_token(token)
-                if event_token is not None:
-                    await self._store.record_failure(event_token, str(error))
-                return count
 
     async def _next_event_token(self, token: str) -> str | None:
         with contextlib.suppress(psycopg.Error):
@@ -184,8 +192,13 @@ class EventApplier:
                 return None if row is None else str(row[0])
         return None
 
-    async def _apply_next(self, conn: AsyncConnection[Any], token: str) -> str | None:
-        claimed = await (await conn.execute(Q["claim_next"], {"token": token})).fetchone()
+    async def _apply_next(
+        self, conn: AsyncConnection[Any], cursor: psycopg.AsyncClientCursor[Any], token: str
+    ) -> str | None:
+        """Apply the next event of the transaction and commit; None (transaction still open) if none."""
+        await cursor.execute("BEGIN; " + Q["claim_next"], {"token": token})
+        cursor.nextset()
+        claimed = await cursor.fetchone()
         assert claimed is not None
         row = claimed[:17] if claimed[0] is not None else None
         inflight = claimed[17:20] if claimed[17] is not None else None
@@ -196,7 +209,7 @@ class EventApplier:
             event_row = await (await conn.execute(Q["event_by_token"], {"event_token": inflight[0]})).fetchone()
             assert event_row is not None, inflight
             if event_row[2] is not None:  # already applied: the intent outlived its commit
-                await conn.execute(Q["delete_inflight"], {"token": token})
+                await cursor.execute(_and_commit(Q["delete_inflight"]), {"token": token})
                 return str(inflight[0])
             attempt, flags = int(inflight[1]), Flags.from_json(inflight[2])
         elif event_row is None:
@@ -205,14 +218,14 @@ class EventApplier:
         if row is None:
             state = await self._first_state(conn, event)
             if state is None:
-                await self._mark(conn, event, {"error": "CARD_NOT_FOUND"})
+                await self._mark(cursor, event, {"error": "CARD_NOT_FOUND"})
                 return event.token
             await conn.execute(Q["insert_transaction"], transaction_params(state))
             row = await (await conn.execute(Q["lock_transaction"], {"token": token})).fetchone()
             assert row is not None
         state = transaction_from_row(row)
         if event.currency != state.asset:
-            await self._mark(conn, event, {"error": "CURRENCY_MISMATCH"})
+            await self._mark(cursor, event, {"error": "CURRENCY_MISMATCH"})
             return event.token
         try:
             new_state, outcome = await self._apply(state, event, attempt, flags)
@@ -220,11 +233,12 @@ class EventApplier:
             log.error("event %s: %s", event.token, rejection)
             new_state, outcome = replace(state, review=f"ledger_rejected: {rejection}"[:200]), {"error": str(rejection)}
         params = {**transaction_params(new_state), "event_token": event.token, "outcome": Jsonb(outcome)}
-        await conn.execute(Q["finish_event"], params)
+        await cursor.execute(_and_commit(Q["finish_event"]), params)
         return event.token
 
-    async def _mark(self, conn: AsyncConnection[Any], event: CardEvent, outcome: dict[str, Any]) -> None:
-        await conn.execute(Q["mark_applied"], {"event_token": event.token, "outcome": Jsonb(outcome)})
+    async def _mark(self, cursor: psycopg.AsyncClientCursor[Any], event: CardEvent, outcome: dict[str, Any]) -> None:
+        """Mark an event applied without a ledger effect (it cannot have one) and commit."""
+        await cursor.execute(_and_commit(Q["mark_applied"]), {"event_token": event.token, "outcome": Jsonb(outcome)})
 
     async def _first_state(self, conn: AsyncConnection[Any], event: CardEvent) -> TransactionState | None:
         """A transaction seen for the first time. If the real-time path placed a hold but its record
@@ -320,6 +334,10 @@ class EventApplier:
         balance = await self._ledger.get_account_balance(account_id=state.account_id)
         # The failed batch committed nothing (its advance included): the balance is what there is.
         return max(advanced, needed - balance.available_balance - released)
+
+
+def _and_commit(sql: str) -> str:
+    return sql.rstrip().rstrip(";") + "; COMMIT"
 
 
 def _with_advance(

@@ -28,39 +28,11 @@ from typing import Any
 import httpx
 import psycopg
 
+from ledger_cards.http_wire import HttpConnection
 from ledger_cards.signatures import new_secret, signed_headers
 from ledger_client import AsyncLedgerClient, NewTransfer
 
 CONNECTIONS_MAX = 256
-
-
-class HttpConnection:
-    """One keep-alive HTTP/1.1 connection: write a request, read one response."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def open(cls, host: str, port: int) -> HttpConnection:
-        reader, writer = await asyncio.open_connection(host, port)
-        return cls(reader, writer)
-
-    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        lines = [f"POST {path} HTTP/1.1", "host: gateway", f"content-length: {len(body)}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        return status, await self.reader.readexactly(length)
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 @dataclass

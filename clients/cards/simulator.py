@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from ledger_cards.http_wire import ConnectionPool
 from ledger_cards.model import CardEvent, EventType, ProgramRole
 from ledger_cards.schema import event_to_json
 from ledger_cards.signatures import signed_headers
@@ -299,10 +300,12 @@ class Simulator:
         self.ledger = ledger
         self.asset = asset
         self.concurrency = concurrency
-        self.http = httpx.AsyncClient(base_url=gateway_url, timeout=30,
-                                      limits=httpx.Limits(max_connections=concurrency))
+        self.http = httpx.AsyncClient(base_url=gateway_url, timeout=30)  # setup and admin calls
+        address = httpx.URL(gateway_url)
+        self.wire = ConnectionPool(address.host, address.port or 80, concurrency)  # the processor's traffic
 
     async def close(self) -> None:
+        self.wire.close()
         await self.http.aclose()
 
     async def _bounded(self, jobs: Sequence[Any]) -> list[Any]:
@@ -350,20 +353,22 @@ class Simulator:
 
     # -- traffic ----------------------------------------------------------------------------------
 
-    async def _signed(self, path: str, payload: dict[str, Any], message_id: str, attempt: int = 0) -> httpx.Response:
+    async def _signed(
+        self, path: str, payload: dict[str, Any], message_id: str, attempt: int = 0
+    ) -> tuple[int, bytes]:
         """A signed request; a retry (attempt > 0) keeps the message id and signs its own, later timestamp."""
         body = json.dumps(payload).encode()
         headers = signed_headers(self.secret, message_id, body, int(time.time()) + attempt)
-        return await self.http.post(path, content=body, headers=headers)
+        return await self.wire.post(path, body, headers)
 
     async def authorize(self, life: Lifecycle) -> dict[str, Any]:
         assert life.authorize is not None
         payload = {"token": life.token, "card_token": life.card.token, "amount": life.authorize,
                    "currency": self.asset, "created": life.created.isoformat().replace("+00:00", "Z"),
                    "merchant": {"mcc": "5411", "name": "Simulated", "country": "US"}}
-        response = await self._signed("/v1/authorizations", payload, "authreq_" + life.token)
-        assert response.status_code == 200, response.text
-        answer: dict[str, Any] = response.json()
+        status, body = await self._signed("/v1/authorizations", payload, "authreq_" + life.token)
+        assert status == 200, body
+        answer: dict[str, Any] = json.loads(body)
         return answer
 
     async def deliver(self, events: list[CardEvent], rng: random.Random, retry_rate: float) -> tuple[int, int]:
@@ -375,8 +380,8 @@ class Simulator:
             message_id = "msg_" + uuid.uuid4().hex
             payload = {"events": [event_to_json(e) for e in batch]}
             for attempt in range(2 if retry else 1):
-                response = await self._signed("/v1/events", payload, message_id, attempt)
-                assert response.status_code == 200, response.text
+                status, answer = await self._signed("/v1/events", payload, message_id, attempt)
+                assert status == 200, answer
 
         jobs = []
         for batch in deliveries:
