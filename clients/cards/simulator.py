@@ -237,7 +237,7 @@ def delivery_order(
         last_seen[token] = position
     # Displacing an event behind its successor reorders it; a little extra makes up for the events
     # whose successor was displaced too.
-    chance = min(1.0, 1.15 * reorder_rate * len(stream) / max(1, len(next_sibling)))
+    chance = min(1.0, 1.2 * reorder_rate * len(stream) / max(1, len(next_sibling)))
     disturbed: list[tuple[float, int, CardEvent]] = []
     for position, item in enumerate(stream):
         slot = float(position)

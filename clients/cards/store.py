@@ -87,18 +87,23 @@ class CardStore:
         )
         # Inbox writes must be durable before the 2xx; writes the ledger's own commits make durable
         # (WAL is flushed in order: see docs/cards.md) use a connection without synchronous commit.
-        self.fast_pool = AsyncConnectionPool(
-            database_url, min_size=2, max_size=max_size, open=False, timeout=10,
-            kwargs={"autocommit": True, "options": "-c synchronous_commit=off"},
-        )
+        fast = {"autocommit": True, "options": "-c synchronous_commit=off"}
+        self.fast_pool = AsyncConnectionPool(database_url, min_size=2, max_size=max_size + 16, open=False,
+                                             timeout=10, kwargs=fast)
+        # Intents are written while the same worker holds a fast_pool connection: their own pool, so
+        # the two can never wait on each other.
+        self.intent_pool = AsyncConnectionPool(database_url, min_size=1, max_size=max_size, open=False,
+                                               timeout=10, kwargs=fast)
 
     async def open(self) -> None:
         await self.pool.open(wait=True)
         await self.fast_pool.open(wait=True)
+        await self.intent_pool.open(wait=True)
 
     async def close(self) -> None:
         await self.pool.close()
         await self.fast_pool.close()
+        await self.intent_pool.close()
 
     # -- program accounts and cards ---------------------------------------------------------------
 
@@ -224,7 +229,7 @@ class CardStore:
 
     async def write_inflight(self, token: str, event_token: str, attempt: int, request: dict[str, Any]) -> None:
         params = {"token": token, "event_token": event_token, "attempt": attempt, "request": Jsonb(request)}
-        async with self.fast_pool.connection() as conn:
+        async with self.intent_pool.connection() as conn:
             await conn.execute(Q["write_inflight"], params)
 
     async def record_failure(self, event_token: str, error: str) -> None:
