@@ -27,7 +27,7 @@ def stack(database_url: str) -> Iterator[tuple[ServerProcess, GatewayProcess]]:
     ledger = ServerProcess(database_url, extra_env=unlimited).start()
     redis_server = RedisProcess().start()
     gateway = GatewayProcess(database_url, ledger.target, redis_server.url,
-                             extra_args=["--workers", "32", "--auth-budget-ms", "3000"]).start()
+                             extra_args=["--workers", "24", "--auth-budget-ms", "3000"]).start()
     yield ledger, gateway
     gateway.stop()
     redis_server.kill()

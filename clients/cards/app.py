@@ -87,7 +87,7 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.store = CardStore(config.database_url)
+        self.store = CardStore(config.database_url, config.workers)
         settings = ChannelSettings(target=config.ledger_target, token=config.ledger_api_key)
         self._settings = settings
         self.ledger: AsyncLedgerClient | None = None

@@ -99,7 +99,7 @@ class EventApplier:
         self, store: CardStore, ledger: AsyncLedgerClient, programs: Programs, config: LifecycleConfig,
         workers: int = 16,
     ) -> None:
-        assert 1 <= workers <= 40, workers  # each holds a connection of the store's pools (POOL_MAX 48)
+        assert 1 <= workers <= 40, workers  # each holds a connection of the store's fast pool
         self._store = store
         self._ledger = ledger
         self._programs = programs

@@ -21,7 +21,6 @@ from ledger_cards import queries
 from ledger_cards.model import Card, CardEvent, CardState, TransactionState
 
 Q = queries.load("cards")
-POOL_MAX = 48
 
 
 def _int(value: str | None) -> int | None:
@@ -79,20 +78,21 @@ class AcceptedEvents:
 
 
 class CardStore:
-    def __init__(self, database_url: str, min_size: int = 4, max_size: int = POOL_MAX) -> None:
-        assert 1 <= min_size <= max_size <= 256
+    def __init__(self, database_url: str, workers: int = 16) -> None:
+        """Connections: at most 12 synchronous, workers + 8 without fsync wait, workers // 2 + 4 for
+        intents (PostgreSQL's max_connections is shared with the ledger and everyone else)."""
+        assert 1 <= workers <= 40, workers
         self.pool = AsyncConnectionPool(
-            database_url, min_size=min_size, max_size=max_size, open=False, timeout=10,
-            kwargs={"autocommit": True},
+            database_url, min_size=2, max_size=12, open=False, timeout=10, kwargs={"autocommit": True},
         )
         # Inbox writes must be durable before the 2xx; writes the ledger's own commits make durable
         # (WAL is flushed in order: see docs/cards.md) use a connection without synchronous commit.
         fast = {"autocommit": True, "options": "-c synchronous_commit=off"}
-        self.fast_pool = AsyncConnectionPool(database_url, min_size=2, max_size=max_size + 16, open=False,
+        self.fast_pool = AsyncConnectionPool(database_url, min_size=2, max_size=workers + 8, open=False,
                                              timeout=10, kwargs=fast)
         # Intents are written while the same worker holds a fast_pool connection: their own pool, so
         # the two can never wait on each other.
-        self.intent_pool = AsyncConnectionPool(database_url, min_size=1, max_size=max_size, open=False,
+        self.intent_pool = AsyncConnectionPool(database_url, min_size=1, max_size=workers // 2 + 4, open=False,
                                                timeout=10, kwargs=fast)
 
     async def open(self) -> None:
