@@ -310,7 +310,8 @@ async def set_controls(request: Request) -> Response:
 async def health(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     return JSONResponse({"status": "ok", "unapplied_events": await gateway.store.unapplied_count(),
-                         "applied_events": gateway.applier.applied})
+                         "applied_events": gateway.applier.applied,
+                         "applier_seconds": {k: round(v, 3) for k, v in gateway.applier.seconds.items()}})
 
 
 def build_app(gateway: Gateway) -> Starlette:

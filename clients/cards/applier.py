@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -110,6 +111,7 @@ class EventApplier:
         self._again: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.applied = 0
+        self.seconds = {"event": 0.0, "ledger": 0.0, "intent": 0.0}  # totals, for /healthz
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -166,8 +168,10 @@ class EventApplier:
         async with self._store.fast_pool.connection() as conn:
             cursor = psycopg.AsyncClientCursor(conn)
             while True:
+                began = time.perf_counter()
                 try:
                     event_token = await self._apply_next(conn, cursor, token)
+                    self.seconds["event"] += time.perf_counter() - began
                 except Exception as error:  # transient (ledger, database) or a bug: retried later, backing off
                     with contextlib.suppress(psycopg.Error):
                         await conn.execute("ROLLBACK")
@@ -273,10 +277,14 @@ class EventApplier:
             if not operations:
                 return current.state, {"note": current.note, "transfers": []}
             batch_id = f"card:{event.token}:{attempt}"
+            began = time.perf_counter()
             await self._store.write_inflight(state.token, event.token, attempt, flags.to_json())
+            sent = time.perf_counter()
             result = await self._ledger.apply_operations(
                 operations=_with_request_ids(operations, batch_id), atomic=True, request_id=batch_id
             )
+            self.seconds["intent"] += sent - began
+            self.seconds["ledger"] += time.perf_counter() - sent
             if result.ok:
                 return _committed(current, result, 1 if flags.advance else 0), {
                     "note": current.note, "batch": batch_id, "transfers": [t.id for t in result.transfers],
