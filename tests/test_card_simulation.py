@@ -45,7 +45,7 @@ def test_ten_thousand_lifecycles_with_duplicates_and_reordering_end_exactly_as_e
         async with AsyncLedgerClient(ledger_process.target, token=ADMIN_KEY, timeout=60) as client:
             simulator = Simulator(gateway.url, gateway.secret, GATEWAY_ADMIN_KEY, client, concurrency=48)
             try:
-                return await simulator.run(LIFECYCLES, cards=max(10, min(2_000, LIFECYCLES // 5)),
+                return await simulator.run(LIFECYCLES, cards=max(10, min(1_000, LIFECYCLES // 10)),
                                            duplicate_rate=0.10, reorder_rate=0.20)
             finally:
                 await simulator.close()
