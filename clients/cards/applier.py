@@ -34,6 +34,7 @@ from psycopg.types.json import Jsonb
 from ledger_cards import schema
 from ledger_cards.lifecycle import PLACED, LifecycleConfig, Plan, hold_request_id, plan
 from ledger_cards.model import CardEvent, EventType, ProgramAccounts, TransactionState
+from ledger_cards.operations_batcher import OperationsBatcher
 from ledger_cards.program import Programs
 from ledger_cards.store import CardStore, Q, card_from_row, transaction_from_row, transaction_params
 from ledger_client import (
@@ -111,6 +112,7 @@ class EventApplier:
         self._again: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.applied = 0
+        self._operations = OperationsBatcher(ledger)
         self.seconds = {"event": 0.0, "ledger": 0.0, "intent": 0.0}  # totals, for /healthz
 
     # -- running ----------------------------------------------------------------------------------
@@ -280,9 +282,7 @@ class EventApplier:
             began = time.perf_counter()
             await self._store.write_inflight(state.token, event.token, attempt, flags.to_json())
             sent = time.perf_counter()
-            result = await self._ledger.apply_operations(
-                operations=_with_request_ids(operations, batch_id), atomic=True, request_id=batch_id
-            )
+            result = await self._operations.apply(_with_request_ids(operations, batch_id), batch_id)
             self.seconds["intent"] += sent - began
             self.seconds["ledger"] += time.perf_counter() - sent
             if result.ok:
