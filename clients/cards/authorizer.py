@@ -97,19 +97,25 @@ class Authorizer:
             answer = self._default(request)
             log.warning("authorization %s: no decision within %d ms, answered %s",
                         request.token, self.config.budget_ms, answer.result)
-            if len(self._background) < BACKGROUND_MAX:
-                late = asyncio.ensure_future(self._settle_late(request, task, answer))
-                self._background.add(late)
-                late.add_done_callback(self._background.discard)
+            self._in_background(request, task, answer)
             return answer
         except Exception:
             log.exception("authorization %s failed; answering the timeout decision", request.token)
             answer = self._default(request)
-            await self._settle_late(request, task, answer)
+            self._in_background(request, task, answer)
             return answer
         if not outcome.replayed and outcome.card is not None:
             await self._record(request, outcome.card, outcome.decision)
         return outcome.decision
+
+    def _in_background(
+        self, request: AuthorizationRequest, task: asyncio.Future[_Outcome], answer: Decision
+    ) -> None:
+        """Settle the late outcome after answering (bounded: past the bound the webhook settles it)."""
+        if len(self._background) < BACKGROUND_MAX:
+            late = asyncio.ensure_future(self._settle_late(request, task, answer))
+            self._background.add(late)
+            late.add_done_callback(self._background.discard)
 
     async def drain(self) -> None:
         """Wait for late outcomes still being settled (shutdown, tests)."""
