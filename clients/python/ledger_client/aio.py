@@ -31,6 +31,7 @@ from ledger_client.results import (
     Entry,
     NewApiKey,
     NewTransfer,
+    Operation,
     Page,
     Transfer,
     Verification,
@@ -364,6 +365,40 @@ class AsyncLedgerClient:
             metadata_=metadata, request_id=request_id,
         )
         return Transfer.from_proto(await self._invoke("ReverseTransfer", request, pb.Transfer, deadline))
+
+    async def adjust_pending_transfer(
+        self,
+        *,
+        pending_id: str,
+        amount: int,
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Transfer:
+        deadline = self._core.deadline(timeout)
+        request = messages.adjust_pending(
+            pending_id=pending_id, amount=to_minor_units(amount, None), metadata_=metadata, request_id=request_id,
+        )
+        return Transfer.from_proto(await self._invoke("AdjustPendingTransfer", request, pb.Transfer, deadline))
+
+    async def apply_operations(
+        self,
+        *,
+        operations: Sequence[Operation],
+        atomic: bool = False,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> BatchResult:
+        deadline = self._core.deadline(timeout)
+        items = []
+        for index, item in enumerate(operations):
+            amount = None
+            if isinstance(item, NewTransfer):
+                amount = await self._minor(item.amount, item.asset, deadline, f"operations[{index}].amount")
+            items.append(messages.operation(item, index, amount))
+        request = messages.apply_operations(operations=items, atomic=atomic, request_id=request_id)
+        response = await self._invoke("ApplyOperations", request, pb.ApplyOperationsResponse, deadline)
+        return BatchResult.from_proto(response, tuple(messages.operation_request_id(i) for i in items))
 
     async def get_transfer(
         self, *, transfer_id: str | None = None, request_id: str | None = None, timeout: float | None = None

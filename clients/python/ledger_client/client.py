@@ -31,6 +31,7 @@ from ledger_client.results import (
     Entry,
     NewApiKey,
     NewTransfer,
+    Operation,
     Page,
     Transfer,
     Verification,
@@ -368,6 +369,46 @@ class LedgerClient:
             metadata_=metadata, request_id=request_id,
         )
         return Transfer.from_proto(self._invoke("ReverseTransfer", request, pb.Transfer, deadline))
+
+    def adjust_pending_transfer(
+        self,
+        *,
+        pending_id: str,
+        amount: int,
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Transfer:
+        """Set a hold to a new total of `amount` minor units (incremental authorization, partial reversal)."""
+        deadline = self._core.deadline(timeout)
+        request = messages.adjust_pending(
+            pending_id=pending_id, amount=to_minor_units(amount, None), metadata_=metadata, request_id=request_id,
+        )
+        return Transfer.from_proto(self._invoke("AdjustPendingTransfer", request, pb.Transfer, deadline))
+
+    def apply_operations(
+        self,
+        *,
+        operations: Sequence[Operation],
+        atomic: bool = False,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> BatchResult:
+        """Mixed operations (NewTransfer, PostPending, VoidPending, Reverse, AdjustPending) in one request.
+
+        Amounts of operations on existing transfers are int minor units. Items without a request_id get
+        one each (kept across retries); with `atomic=True` all commit or none do.
+        """
+        deadline = self._core.deadline(timeout)
+        items = [
+            messages.operation(item, index, self._minor(item.amount, item.asset, deadline,
+                                                        f"operations[{index}].amount")
+                               if isinstance(item, NewTransfer) else None)
+            for index, item in enumerate(operations)
+        ]
+        request = messages.apply_operations(operations=items, atomic=atomic, request_id=request_id)
+        response = self._invoke("ApplyOperations", request, pb.ApplyOperationsResponse, deadline)
+        return BatchResult.from_proto(response, tuple(messages.operation_request_id(i) for i in items))
 
     def get_transfer(
         self, *, transfer_id: str | None = None, request_id: str | None = None, timeout: float | None = None

@@ -16,7 +16,9 @@ from google.protobuf import timestamp_pb2
 from ledger.v1 import admin_pb2
 from ledger.v1 import ledger_pb2 as pb
 from ledger_client.errors import InvalidRequestId, MissingField
+from ledger_client.money import to_minor_units
 from ledger_client.request_ids import is_valid_request_id, new_request_id
+from ledger_client.results import AdjustPending, NewTransfer, Operation, PostPending, Reverse, VoidPending
 
 
 def request_id_or_new(value: str | None, field: str = "request_id") -> str:
@@ -116,6 +118,59 @@ def reverse_transfer(
         request_id=request_id_or_new(request_id), transfer_id=transfer_id,
         amount="" if amount is None else str(amount), metadata=metadata(metadata_),
     )
+
+
+def adjust_pending(
+    *, pending_id: str, amount: int, metadata_: Mapping[str, str] | None, request_id: str | None,
+    field: str = "request_id",
+) -> pb.AdjustPendingTransferRequest:
+    return pb.AdjustPendingTransferRequest(
+        request_id=request_id_or_new(request_id, field), pending_id=pending_id, amount=str(amount),
+        metadata=metadata(metadata_),
+    )
+
+
+def apply_operations(
+    *, operations: Sequence[pb.Operation], atomic: bool, request_id: str | None
+) -> pb.ApplyOperationsRequest:
+    return pb.ApplyOperationsRequest(request_id=request_id_or_new(request_id), operations=operations, atomic=atomic)
+
+
+def operation(item: Operation, index: int, transfer_amount: int | None) -> pb.Operation:
+    """One apply_operations item; `transfer_amount` is a NewTransfer's amount already in minor units."""
+    field = f"operations[{index}].request_id"
+    if isinstance(item, NewTransfer):
+        assert transfer_amount is not None
+        return pb.Operation(create_transfer=create_transfer(
+            debit_account_id=item.debit_account_id, credit_account_id=item.credit_account_id, amount=transfer_amount,
+            asset=item.asset, pending=item.pending, hold_timeout_seconds=item.hold_timeout_seconds,
+            metadata_=item.metadata, request_id=item.request_id, field=field))
+    if isinstance(item, PostPending):
+        return pb.Operation(post_pending=pb.PostPendingTransferRequest(
+            request_id=request_id_or_new(item.request_id, field), pending_id=item.pending_id,
+            amount="" if item.amount is None else str(to_minor_units(item.amount, None)),
+            metadata=metadata(item.metadata)))
+    if isinstance(item, VoidPending):
+        return pb.Operation(void_pending=pb.VoidPendingTransferRequest(
+            request_id=request_id_or_new(item.request_id, field), pending_id=item.pending_id,
+            metadata=metadata(item.metadata)))
+    if isinstance(item, Reverse):
+        return pb.Operation(reverse=pb.ReverseTransferRequest(
+            request_id=request_id_or_new(item.request_id, field), transfer_id=item.transfer_id,
+            amount="" if item.amount is None else str(to_minor_units(item.amount, None)),
+            metadata=metadata(item.metadata)))
+    if isinstance(item, AdjustPending):
+        return pb.Operation(adjust_pending=adjust_pending(
+            pending_id=item.pending_id, amount=to_minor_units(item.amount, None), metadata_=item.metadata,
+            request_id=item.request_id, field=field))
+    raise TypeError(f"not an operation: {item!r}")
+
+
+def operation_request_id(item: pb.Operation) -> str:
+    kind = item.WhichOneof("operation")
+    assert kind is not None
+    request_id: str = getattr(item, kind).request_id
+    return request_id
 
 
 def get_transfer(*, transfer_id: str | None, request_id: str | None) -> pb.GetTransferRequest:

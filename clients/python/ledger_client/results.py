@@ -38,6 +38,8 @@ class TransferKind(StrEnum):
     VOID_PENDING = "VOID_PENDING"
     EXPIRE_PENDING = "EXPIRE_PENDING"
     REVERSAL = "REVERSAL"
+    INCREASE_PENDING = "INCREASE_PENDING"
+    DECREASE_PENDING = "DECREASE_PENDING"
     TRANSFER_KIND_UNSPECIFIED = "TRANSFER_KIND_UNSPECIFIED"
 
 
@@ -229,6 +231,48 @@ class NewTransfer:
 
 
 @dataclass(frozen=True)
+class PostPending:
+    """An `apply_operations` item: post a hold (all of it, or `amount` minor units)."""
+
+    pending_id: str
+    amount: int | None = None
+    metadata: Mapping[str, str] | None = field(default=None, hash=False)
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class VoidPending:
+    """An `apply_operations` item: release a hold."""
+
+    pending_id: str
+    metadata: Mapping[str, str] | None = field(default=None, hash=False)
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Reverse:
+    """An `apply_operations` item: reverse a posted transfer (all that is left, or `amount` minor units)."""
+
+    transfer_id: str
+    amount: int | None = None
+    metadata: Mapping[str, str] | None = field(default=None, hash=False)
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AdjustPending:
+    """An `apply_operations` item: set a hold to a new total of `amount` minor units."""
+
+    pending_id: str
+    amount: int
+    metadata: Mapping[str, str] | None = field(default=None, hash=False)
+    request_id: str | None = None
+
+
+Operation = NewTransfer | PostPending | VoidPending | Reverse | AdjustPending
+
+
+@dataclass(frozen=True)
 class ItemResult:
     """The outcome of one batch item: a transfer, or the typed error it failed with."""
 
@@ -276,7 +320,9 @@ class BatchResult:
         return len(self.results)
 
     @classmethod
-    def from_proto(cls, message: pb.CreateTransfersResponse, request_ids: tuple[str, ...]) -> BatchResult:
+    def from_proto(
+        cls, message: pb.CreateTransfersResponse | pb.ApplyOperationsResponse, request_ids: tuple[str, ...]
+    ) -> BatchResult:
         assert len(message.results) == len(request_ids), (len(message.results), len(request_ids))
         items = []
         for request_id, result in zip(request_ids, message.results, strict=True):
