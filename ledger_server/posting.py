@@ -102,11 +102,12 @@ class PostingEngine:
         attempt = connection_failures = 0
         while attempt < attempts:
             try:
-                return self._run_once(jobs)
+                return self._run_once(jobs, lock_first=attempt > 0)
             except RetryableBatchError as error:
                 self._metrics.batch_retries.labels(cause=str(error)).inc()
                 attempt += 1
-                _sleep_backoff(attempt)
+                if str(error) != "lock_busy":  # a busy lock is waited for by the retry itself
+                    _sleep_backoff(attempt)
             except psycopg.OperationalError as error:
                 # Connection lost (or the server shutting down). The server may have committed before
                 # the connection died: the retry finds the stored outcomes and replays them.
@@ -145,9 +146,14 @@ class PostingEngine:
                 self._conn.execute("SET lock_timeout = '5s'")
         return self._conn
 
-    def _run_once(self, jobs: Sequence[c.Job]) -> list[Outcome]:
+    def _run_once(self, jobs: Sequence[c.Job], lock_first: bool = False) -> list[Outcome]:
+        """One attempt. A retry (`lock_first`) takes session-level advisory locks on the batch's
+        accounts BEFORE it begins, so its snapshot is taken after every competing writer on those
+        accounts has committed: without this, a writer that waited for another replica's lock would
+        read a snapshot from before that commit, fail, and could starve under sustained contention."""
         conn = self._connection()
         started = time.perf_counter()
+        keys = self._lock_before_snapshot(conn, jobs) if lock_first else []
         try:
             with conn.transaction():
                 outcomes = self._apply(conn, jobs)
@@ -157,9 +163,28 @@ class PostingEngine:
             raise RetryableBatchError("concurrent_duplicate") from error
         except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled) as error:
             raise RetryableBatchError("timeout") from error
+        finally:
+            if keys and not conn.closed:
+                conn.execute(Q["unlock_accounts_session"], {"keys": keys})
+                conn.commit()
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         self._metrics.batch_jobs.observe(len(jobs))
         return outcomes
+
+    def _lock_before_snapshot(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> list[int]:
+        """Session-level locks on every account of the batch, taken outside any snapshot we will use."""
+        commands = list(_commands(jobs))
+        account_ids = {a for cmd in commands for a in _accounts_of(cmd)}
+        referenced = sorted({r for cmd in commands for r in _references(cmd)})
+        if referenced:  # transfers are immutable: their accounts can be read in any snapshot
+            for debit, credit in conn.execute(Q["referenced_accounts"], {"transfer_ids": referenced}).fetchall():
+                account_ids.update((debit, credit))
+        keys = sorted({account_lock_key(a) for a in account_ids})
+        started = time.perf_counter()
+        conn.execute(Q["lock_accounts_session"], {"keys": keys})
+        conn.commit()  # end the implicit read transaction; the session locks stay held
+        self._metrics.lock_wait_seconds.observe(time.perf_counter() - started)
+        return keys
 
     # -- one transaction --------------------------------------------------------------------------
 
@@ -179,8 +204,10 @@ class PostingEngine:
             account_ids.update((record.debit_account_id, record.credit_account_id))
         keys = sorted({account_lock_key(a) for a in account_ids})
         lock_started = time.perf_counter()
-        now = conn.execute(Q["lock_accounts"], {"keys": keys}).fetchone()[0]  # type: ignore[index]
+        all_taken, now = conn.execute(Q["lock_accounts"], {"keys": keys}).fetchone()  # type: ignore[misc]
         self._metrics.lock_wait_seconds.observe(time.perf_counter() - lock_started)
+        if all_taken is False:
+            raise RetryableBatchError("lock_busy")  # another writer holds an account: retry locking first
 
         asset_codes = sorted({code for cmd in commands for code in _assets_of(cmd)})
         hold_ids = [t.id for t in transfers.values() if t.kind == 2]
