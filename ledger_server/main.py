@@ -11,6 +11,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from ledger_server.events.component import EventsConfig
+from ledger_server.events.webhooks import config as webhooks_config
 from ledger_server.migrate import migrate
 from ledger_server.server import LedgerServer, ServerConfig
 
@@ -33,6 +35,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--grace-seconds", type=float, default=float(env("LEDGER_GRACE_SECONDS", "10")),
                         help="how long SIGTERM waits for in-flight calls")
     parser.add_argument("--log-level", default=env("LEDGER_LOG_LEVEL", "INFO"))
+    in_process = env("LEDGER_WEBHOOKS_IN_PROCESS")
+    parser.add_argument("--webhooks-in-process", action=argparse.BooleanOptionalAction,
+                        default=None if in_process is None else in_process.lower() in ("1", "true", "yes"),
+                        help="run the webhook dispatcher in this process too (env LEDGER_WEBHOOKS_IN_PROCESS; "
+                             "default: on with the embedded PostgreSQL, else run ledger-webhooks)")
     return parser.parse_args(argv)
 
 
@@ -47,12 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         embedded = EmbeddedPostgres(pathlib.Path(args.state_dir) / "postgres")
         database_url = embedded.database_url()
         log.info("no LEDGER_DATABASE_URL: using the embedded PostgreSQL at %s", database_url)
+    dispatch_here = args.webhooks_in_process if args.webhooks_in_process is not None else embedded is not None
     applied = migrate(database_url)
     log.info("schema up to date (%d migrations applied now)", len(applied))
     server = LedgerServer(
         ServerConfig(
             listen=args.listen, database_url=database_url, metrics_listen=args.metrics_listen,
             redis_url=args.redis_url,
+            events=EventsConfig(webhooks=webhooks_config.from_env() if dispatch_here else None),
         )
     ).start()
     print(f"ledger listening on {server.target}", flush=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -15,6 +15,8 @@ from prometheus_client import start_http_server
 from psycopg_pool import ConnectionPool
 
 from ledger.v1 import ledger_pb2, ledger_pb2_grpc
+from ledger_server.events.component import SERVICE_NAME as EVENTS_SERVICE_NAME
+from ledger_server.events.component import EventsComponent, EventsConfig
 from ledger_server.expiry import HoldExpirer
 from ledger_server.group_commit import GroupCommitter
 from ledger_server.metrics import Metrics
@@ -38,6 +40,7 @@ class ServerConfig:
     read_pool_size: int = 8
     commit_timeout_s: float = 10.0
     hold_expiry_interval_s: float = 1.0
+    events: EventsConfig = field(default_factory=EventsConfig)  # WatchEvents, webhooks
 
 
 class LedgerServer:
@@ -67,9 +70,12 @@ class LedgerServer:
         )
         service = LedgerService(self._committer, Reads(self._pool), self.metrics, config.commit_timeout_s)
         ledger_pb2_grpc.add_LedgerServicer_to_server(service, self._grpc)
+        self._events = EventsComponent(config.database_url, self._pool, self.metrics, config.events, self._grpc)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
-        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._grpc)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, EVENTS_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._grpc
+        )
         self.port = self._grpc.add_insecure_port(config.listen)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {config.listen}")
@@ -85,8 +91,9 @@ class LedgerServer:
         if self.config.metrics_listen:
             host, _, port = self.config.metrics_listen.rpartition(":")
             self._metrics_server = start_http_server(int(port), addr=host or "0.0.0.0", registry=self.metrics.registry)
+        self._events.start()
         self._grpc.start()
-        for name in ("", SERVICE_NAME):
+        for name in ("", SERVICE_NAME, EVENTS_SERVICE_NAME):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("ledger serving on %s", self.target)
         return self
@@ -97,6 +104,7 @@ class LedgerServer:
             return
         self._stopped.set()
         self._health.enter_graceful_shutdown()
+        self._events.stop()
         self._grpc.stop(grace_s).wait()
         self._expirer.stop()
         self._committer.stop()

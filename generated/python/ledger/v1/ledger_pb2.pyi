@@ -52,6 +52,15 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SHUTTING_DOWN: _ClassVar[ErrorReason]
     TIMEOUT: _ClassVar[ErrorReason]
     INTERNAL: _ClassVar[ErrorReason]
+    INVALID_URL: _ClassVar[ErrorReason]
+    URL_NOT_ALLOWED: _ClassVar[ErrorReason]
+    INVALID_EVENT_TYPE: _ClassVar[ErrorReason]
+    INVALID_SEQUENCE_RANGE: _ClassVar[ErrorReason]
+    INVALID_GRACE_PERIOD: _ClassVar[ErrorReason]
+    WEBHOOK_ENDPOINT_NOT_FOUND: _ClassVar[ErrorReason]
+    WEBHOOK_ENDPOINT_NOT_ENABLED: _ClassVar[ErrorReason]
+    DELIVERY_NOT_FOUND: _ClassVar[ErrorReason]
+    DELIVERY_PENDING: _ClassVar[ErrorReason]
 
 class Side(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -116,6 +125,15 @@ OVERLOADED: ErrorReason
 SHUTTING_DOWN: ErrorReason
 TIMEOUT: ErrorReason
 INTERNAL: ErrorReason
+INVALID_URL: ErrorReason
+URL_NOT_ALLOWED: ErrorReason
+INVALID_EVENT_TYPE: ErrorReason
+INVALID_SEQUENCE_RANGE: ErrorReason
+INVALID_GRACE_PERIOD: ErrorReason
+WEBHOOK_ENDPOINT_NOT_FOUND: ErrorReason
+WEBHOOK_ENDPOINT_NOT_ENABLED: ErrorReason
+DELIVERY_NOT_FOUND: ErrorReason
+DELIVERY_PENDING: ErrorReason
 SIDE_UNSPECIFIED: Side
 DEBIT: Side
 CREDIT: Side
