@@ -13,6 +13,7 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,10 +86,11 @@ class OutboxFeed:
     def watermark(self) -> int:
         return self._watermark
 
-    def wait_beyond(self, after: int, timeout_s: float) -> None:
-        """Block until the watermark passes `after`, the feed stops, or the timeout ends."""
+    def wait_beyond(self, after: int, timeout_s: float, gone: Callable[[], bool]) -> None:
+        """Block until the watermark passes `after`, the feed stops, the caller is `gone` (checked on
+        every wake-up, see wake_all), or the timeout ends."""
         with self._changed:
-            self._changed.wait_for(lambda: self._watermark > after or self._stopped, timeout_s)
+            self._changed.wait_for(lambda: self._watermark > after or self._stopped or gone(), timeout_s)
 
     def wake_all(self) -> None:
         """Wake every waiting stream (e.g. one of them was cancelled)."""
@@ -115,11 +117,13 @@ class OutboxFeed:
     def _run(self) -> None:
         tracker: WatermarkTracker | None = None
         recheck = RECHECK_FIRST_S
+        backoff = 0.1
         while not self._stopped:
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
                     if tracker is None:
                         tracker = self._initial_tracker(conn)
+                    backoff = 0.1
                     while not self._stopped:
                         self._wake.clear()
                         started = time.perf_counter()
@@ -133,7 +137,10 @@ class OutboxFeed:
                             self._wake.wait(self._fallback_poll_s)
             except psycopg.Error as error:
                 log.warning("outbox feed lost its connection: %s", error)
-                self._wake.wait(1.0)
+            except Exception:
+                log.exception("outbox feed failed")
+            time.sleep(backoff)  # never spin on a persistent failure
+            backoff = min(5.0, backoff * 2)
 
     def _initial_tracker(self, conn: psycopg.Connection[Any]) -> WatermarkTracker:
         """Start from the current safe watermark: older events are read from the database."""

@@ -107,7 +107,7 @@ class EventStream:
                 raise transient(grpc.StatusCode.UNAVAILABLE, "SHUTTING_DOWN", "the server is shutting down")
             watermark = self._feed.watermark
             if self._after >= watermark:
-                self._feed.wait_beyond(self._after, LIVENESS_CHECK_S)
+                self._feed.wait_beyond(self._after, LIVENESS_CHECK_S, lambda: not self._context.is_active())
                 continue
             yield from self._next_page(watermark)
 

@@ -86,20 +86,25 @@ class Dispatcher:
 
     def _run(self) -> None:
         probe: psycopg.Connection[Any] | None = None
+        backoff = 0.1
         while not self._stopping.is_set():
             self._wake.clear()
-            timeout = self._config.poll_interval_s
             try:
                 if probe is None or probe.closed:
                     probe = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
                 timeout = self._one_round(probe)
-            except psycopg.Error as error:
-                log.warning("webhook dispatcher round failed: %s", error)
+                backoff = 0.1
+            except Exception as error:
+                if isinstance(error, psycopg.Error):
+                    log.warning("webhook dispatcher round failed: %s", error)
+                else:
+                    log.exception("webhook dispatcher round failed")
                 if probe is not None:
                     probe.close()
                 probe = None
-            except Exception:
-                log.exception("webhook dispatcher round failed")
+                self._stopping.wait(backoff)  # never spin on a persistent failure
+                backoff = min(5.0, backoff * 2)
+                continue
             self._wake.wait(timeout)
         if probe is not None:
             probe.close()
