@@ -48,6 +48,7 @@ class Behaviour:
     fail_ratio: float = 0.0      # answer 500
     stall_ratio: float = 0.0     # sleep `stall_s`, then answer 500 (the sender gave up already)
     stall_s: float = 0.0
+    reject_unverified: bool = False  # answer 401 unless a registered secret verifies the request
 
 
 class WebhookReceiver:
@@ -111,6 +112,8 @@ class WebhookReceiver:
             except WebhookVerificationError:
                 pass
         status = behaviour.status
+        if behaviour.reject_unverified and not verified:
+            status = 401
         stalled = False
         if roll < behaviour.stall_ratio:
             stalled, status = True, 500

@@ -55,11 +55,12 @@ def list_attempts(
     if not isinstance(after, int):
         raise invalid("INVALID_PAGE_TOKEN", "page_token is not valid here", field="page_token")
     with pool.connection() as conn:
-        if conn.execute(Q["delivery_exists"], {"id": delivery_id}).fetchone() is None:
-            raise not_found("no such delivery", delivery_id=str(delivery_id))
+        exists = conn.execute(Q["delivery_exists"], {"id": delivery_id}).fetchone() is not None
         rows = conn.execute(Q["list_attempts"], {
             "delivery_id": delivery_id, "after": after, "limit": page_size + 1,
         }).fetchall()
+    if not exists:
+        raise not_found("no such delivery", delivery_id=str(delivery_id))
     attempts = [records.attempt(row[1:]) for row in rows[:page_size]]
     response = webhooks_pb2.ListDeliveryAttemptsResponse(attempts=attempts)
     if len(rows) > page_size:

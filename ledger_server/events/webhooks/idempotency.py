@@ -49,6 +49,15 @@ class Outcome:
 Execute = Callable[[psycopg.Connection[Any]], bytes]
 
 
+class _Refused(Exception):  # noqa: N818 - a carrier, never seen outside this module
+    """Carries a LedgerError across context managers: LedgerError is a frozen dataclass, and
+    contextlib's __exit__ cannot set the __traceback__ of a frozen exception it re-raises."""
+
+    def __init__(self, error: LedgerError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def run_once(
     pool: ConnectionPool[Any], request_id: str, operation: str, request_hash: bytes, execute: Execute
 ) -> Outcome:
@@ -57,6 +66,8 @@ def run_once(
         try:
             with pool.connection() as conn, conn.transaction():
                 return _run_in_transaction(conn, request_id, operation, request_hash, execute)
+        except _Refused as refused:
+            raise refused.error from None
         except (pg_errors.UniqueViolation, pg_errors.SerializationFailure, pg_errors.DeadlockDetected):
             time.sleep(0.01 * (attempt + 1))  # a concurrent duplicate committed first: replay it
         except psycopg.OperationalError:
@@ -73,17 +84,25 @@ def _run_in_transaction(
     if stored is not None:
         stored_operation, stored_hash, code, payload = stored
         if stored_operation != operation or bytes(stored_hash) != request_hash:
-            raise idempotency_key_reused(request_id, stored_operation)
+            raise _Refused(idempotency_key_reused(request_id, stored_operation))
         return Outcome(int(code), bytes(payload), replayed=True)
     try:
         with conn.transaction():  # a savepoint: a refusal undoes the effects and keeps the outcome
-            outcome = Outcome(0, execute(conn), replayed=False)
-    except LedgerError as error:
-        if not error.is_final:
+            outcome = Outcome(0, _guarded(execute, conn), replayed=False)
+    except _Refused as refused:
+        if not refused.error.is_final:
             raise
+        error = refused.error
         outcome = Outcome(error.code.value[0], error.to_proto().SerializeToString(), replayed=False)
     conn.execute(Q["insert_outcome"], {
         "request_id": request_id, "operation": operation, "request_hash": request_hash, "code": outcome.code,
         "outcome": outcome.payload,
     })
     return outcome
+
+
+def _guarded(execute: Execute, conn: psycopg.Connection[Any]) -> bytes:
+    try:
+        return execute(conn)
+    except LedgerError as error:
+        raise _Refused(error) from None
