@@ -2,6 +2,7 @@
 retries, Retry-After, 410 Gone, redirects, timeouts, size caps, dead letters and replay, secret
 rotation, disabling an endpoint that keeps failing."""
 
+# ruff: noqa: F811 - the shared fixtures are imported by name, and tests take them as parameters
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ from ledger_server.events.webhooks.retry_schedule import RetrySchedule
 from ledger_server.events.webhooks.url_policy import UrlPolicy
 from tests.events_api import fast_dispatcher_config, max_sequence, running_dispatcher
 from tests.ledger_api import error_reason, new_account, new_asset, rid, transfer
-from tests.webhook_fixtures import (  # noqa: F401 - fixtures
+from tests.webhook_fixtures import (  # noqa: F401 - fixtures, used by name
     events,
     ledger,
     receiver,
@@ -41,7 +42,7 @@ def _wait(predicate: Callable[[], bool], timeout_s: float = 20.0, what: str = "c
 
 def _endpoint(events: Stub, receiver: WebhookReceiver, path: str, *types: int) -> webhooks_pb2.WebhookEndpoint:
     endpoint: webhooks_pb2.WebhookEndpoint = events.CreateWebhookEndpoint(webhooks_pb2.CreateWebhookEndpointRequest(
-        request_id=rid("hook"), url=receiver.url(path), event_types=list(types)))
+        request_id=rid("hook"), url=receiver.url(path), event_types=list(types)))  # type: ignore[arg-type]
     receiver.secrets[path] = [endpoint.secret]
     return endpoint
 
@@ -250,7 +251,8 @@ def test_replay_of_one_delivery_and_since_a_time(
     ids = [r.webhook_id for r in receiver.successes("/again")]
     assert ids[2] == ids[0] and ids[3:] == ids[:2]
     with pytest.raises(grpc.RpcError) as raised:
-        events.ReplayDeliveries(webhooks_pb2.ReplayDeliveriesRequest(request_id=rid("r4"), delivery_id=str(uuid.uuid4())))
+        events.ReplayDeliveries(webhooks_pb2.ReplayDeliveriesRequest(
+            request_id=rid("r4"), delivery_id=str(uuid.uuid4())))
     assert error_reason(raised.value) == "DELIVERY_NOT_FOUND"
 
 
@@ -277,7 +279,7 @@ def test_secret_rotation_old_and_new_both_sign_during_the_grace_period(
         receiver.secrets["/rotating"] = [old]  # a receiver that never updated its secret
         _transfers(ledger, 1)
         _wait(lambda: any(r.status == 401 for r in receiver.requests("/rotating")), what="a rejected delivery")
-        stale = [r for r in receiver.requests("/rotating") if r.status == 401][0]
+        stale = next(r for r in receiver.requests("/rotating") if r.status == 401)
         assert len(stale.signature.split(" ")) == 1
         with pytest.raises(WebhookVerificationError):
             verify(old, stale.body, {"webhook-id": stale.webhook_id, "webhook-timestamp": str(stale.timestamp),

@@ -1,5 +1,6 @@
 """Webhook endpoint management: secrets, idempotency by request_id, validation, disabling events."""
 
+# ruff: noqa: F811 - the shared fixtures are imported by name, and tests take them as parameters
 from __future__ import annotations
 
 import threading
@@ -12,7 +13,7 @@ from ledger.v1 import events_pb2, events_service_pb2_grpc, ledger_pb2_grpc, webh
 from ledger.v1 import ledger_pb2 as pb
 from tests.events_api import max_sequence
 from tests.ledger_api import error_reason, rid
-from tests.webhook_fixtures import (  # noqa: F401 - fixtures
+from tests.webhook_fixtures import (  # noqa: F401 - fixtures, used by name
     events,
     ledger,
     receiver,
@@ -128,7 +129,8 @@ def test_update_changes_url_and_filter(events: Stub, receiver: WebhookReceiver) 
 
 
 def test_unknown_endpoint_is_a_final_refusal(events: Stub) -> None:
-    request = webhooks_pb2.DisableWebhookEndpointRequest(request_id=rid("gone"), id="01890a5d-ac96-774b-bcce-b302099a8057")
+    unknown = "01890a5d-ac96-774b-bcce-b302099a8057"
+    request = webhooks_pb2.DisableWebhookEndpointRequest(request_id=rid("gone"), id=unknown)
     for _ in range(2):  # the refusal is bound to the request id: the retry gets the same answer
         with pytest.raises(grpc.RpcError) as raised:
             events.DisableWebhookEndpoint(request)
