@@ -49,6 +49,8 @@ class Behaviour:
     stall_ratio: float = 0.0     # sleep `stall_s`, then answer 500 (the sender gave up already)
     stall_s: float = 0.0
     reject_unverified: bool = False  # answer 401 unless a registered secret verifies the request
+    success_delay_s: float = 0.0     # a 2xx is recorded, then sent this much later (a sender killed
+                                     # meanwhile never learns of it and sends the event again)
 
 
 class WebhookReceiver:
@@ -127,6 +129,8 @@ class WebhookReceiver:
             self.received.append(record)
         if stalled:
             time.sleep(behaviour.stall_s)
+        elif 200 <= status < 300:
+            time.sleep(behaviour.success_delay_s)
         try:
             request.send_response(status)
             for key, value in behaviour.headers.items():
