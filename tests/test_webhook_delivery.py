@@ -340,3 +340,30 @@ def test_body_is_the_event_in_json(events: Stub, ledger: ledger_pb2_grpc.LedgerS
     assert document["data"]["account"]["metadata"] == {"customer": "c-1"}
     assert document["data"]["account_ids"] == [account.id]
     assert int(document["data"]["sequence"]) > 0 and document["timestamp"].endswith("Z")
+
+
+def test_retention_purges_only_old_final_deliveries(
+    events: Stub, ledger: ledger_pb2_grpc.LedgerStub, receiver: WebhookReceiver, webhook_database: str
+) -> None:
+    from ledger_server.events.webhooks.dispatcher import purge_expired
+
+    endpoint = _endpoint(events, receiver, "/retention", events_pb2.TRANSFER_POSTED)
+    with running_dispatcher(webhook_database, fast_dispatcher_config()):
+        _transfers(ledger, 2)
+        _wait(_all_in_state(webhook_database, endpoint.id, 2, 2), what="deliveries")
+    old_id, young_id = (row[0] for row in _deliveries(webhook_database, endpoint.id))
+    with psycopg.connect(webhook_database, autocommit=True) as conn:
+        # Age one delivery and its attempts past the 90-day retention (as a migration-level fixup
+        # would; the triggers only guard deletes and attempt updates, so disable them for this).
+        conn.execute("ALTER TABLE webhook_attempts DISABLE TRIGGER webhook_attempts_append_only")
+        conn.execute("UPDATE webhook_attempts SET created_at = now() - interval '100 days' WHERE delivery_id = %s",
+                     (uuid.UUID(old_id),))
+        conn.execute("ALTER TABLE webhook_attempts ENABLE TRIGGER webhook_attempts_append_only")
+        conn.execute("UPDATE webhook_deliveries SET created_at = now() - interval '100 days' WHERE id = %s",
+                     (uuid.UUID(old_id),))
+        assert purge_expired(conn, 90 * 86400.0) == 1
+        left = {str(r[0]) for r in conn.execute(
+            "SELECT id FROM webhook_deliveries WHERE endpoint_id = %s", (uuid.UUID(endpoint.id),)).fetchall()}
+        assert left == {young_id}
+        assert conn.execute("SELECT count(*) FROM webhook_attempts WHERE delivery_id = %s",
+                            (uuid.UUID(old_id),)).fetchone() == (0,)

@@ -143,11 +143,13 @@ class OutboxFeed:
             backoff = min(5.0, backoff * 2)
 
     def _initial_tracker(self, conn: psycopg.Connection[Any]) -> WatermarkTracker:
-        """Start from the current safe watermark: older events are read from the database."""
+        """Start from the current safe watermark (older events are read from the database by the
+        streams that need them): the first probe, or, if transactions were running then, the
+        probe that settles it."""
         tracker = WatermarkTracker()
         deadline = time.monotonic() + 30
         tracker.advance(conn)
-        while tracker.waiting and time.monotonic() < deadline and not self._stopped:
+        while tracker.waiting and tracker.safe == 0 and time.monotonic() < deadline and not self._stopped:
             time.sleep(RECHECK_FIRST_S)
             tracker.advance(conn)
         with self._changed:

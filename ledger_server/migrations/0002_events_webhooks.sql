@@ -130,8 +130,11 @@ BEGIN
         RAISE EXCEPTION '% rows younger than the 30-day retention floor are kept', TG_TABLE_NAME
             USING ERRCODE = 'restrict_violation';
     END IF;
-    IF TG_TABLE_NAME = 'webhook_deliveries' AND OLD.state = 1 THEN
-        RAISE EXCEPTION 'pending deliveries are never deleted' USING ERRCODE = 'restrict_violation';
+    IF TG_TABLE_NAME = 'webhook_deliveries' THEN
+        -- Nested: plpgsql does not short-circuit AND, and attempts have no state column.
+        IF OLD.state = 1 THEN
+            RAISE EXCEPTION 'pending deliveries are never deleted' USING ERRCODE = 'restrict_violation';
+        END IF;
     END IF;
     RETURN OLD;
 END;

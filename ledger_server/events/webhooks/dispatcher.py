@@ -160,14 +160,19 @@ class Dispatcher:
 
     def _purge(self) -> None:
         self._next_purge = time.monotonic() + PURGE_INTERVAL_S
-        purged = 0
         with self._pool.connection() as conn:
-            for _ in range(PURGE_BATCHES_MAX):
-                count = conn.execute(Q["purge_expired"], {
-                    "retention_s": self._config.retention_s, "limit": PURGE_BATCH_ROWS,
-                }).rowcount
-                purged += count
-                if count < PURGE_BATCH_ROWS:
-                    break
+            purged = purge_expired(conn, self._config.retention_s)
         if purged:
             log.info("purged %d webhook deliveries past retention", purged)
+
+
+def purge_expired(conn: psycopg.Connection[Any], retention_s: float) -> int:
+    """Delete final deliveries (and their attempts) idle for `retention_s`, in bounded batches;
+    returns how many deliveries went. The database refuses anything younger than 30 days."""
+    purged = 0
+    for _ in range(PURGE_BATCHES_MAX):
+        count = conn.execute(Q["purge_expired"], {"retention_s": retention_s, "limit": PURGE_BATCH_ROWS}).rowcount
+        purged += count
+        if count < PURGE_BATCH_ROWS:
+            break
+    return purged
