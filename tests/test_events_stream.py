@@ -246,3 +246,45 @@ def test_live_latency_on_an_idle_server(stub: ledger_pb2_grpc.LedgerStub, channe
     print(f"\nWatchEvents live latency, RPC start -> event received (ms): p50 {statistics.median(from_start):.2f} "
           f"p99 {quantiles[98]:.2f} max {max(from_start):.2f}; after the RPC returned: "
           f"p50 {statistics.median(after_return):.2f} max {max(after_return):.2f}")
+
+
+def test_interleaved_writers_commit_and_roll_back_the_stream_stays_ordered_and_complete(
+    channel: grpc.Channel, database_url: str
+) -> None:
+    """Many raw transactions draw sequences, wait, then commit or roll back in random order (some
+    write elsewhere first, some keep running long): the stream must deliver exactly the committed
+    events, each once, in increasing order, never one before a lower one still in flight."""
+    start = max_sequence(database_url)
+    collector = StreamCollector(events_stub(channel), events_pb2.WatchEventsRequest(after_sequence=start))
+    rng = random.Random(17)
+    plans = [(rng.random() < 0.5, rng.uniform(0, 0.05), rng.uniform(0, 0.15), rng.random() < 0.2, rng.randint(1, 3))
+             for _ in range(40)]
+
+    def writer(early_write: bool, before_s: float, hold_s: float, roll_back: bool, rows: int) -> None:
+        with psycopg.connect(database_url) as conn:
+            if early_write:
+                conn.execute("SELECT pg_current_xact_id()")
+            time.sleep(before_s)
+            for _ in range(rows):
+                conn.execute(INSERT_EVENT, (_outbox_payload(),))
+            time.sleep(hold_s)
+            if roll_back:
+                conn.rollback()
+            else:
+                conn.commit()
+
+    threads = [threading.Thread(target=writer, args=plan) for plan in plans]
+    try:
+        for thread in threads:
+            thread.start()
+            time.sleep(0.005)
+        for thread in threads:
+            thread.join()
+        committed = [s for s, _ in outbox(database_url, after=start)]
+        _wait(lambda: len(collector.events) >= len(committed))
+        time.sleep(0.2)
+    finally:
+        collector.close()
+    delivered = [e.sequence for e in collector.events]
+    assert delivered == committed
+    assert any(p[3] for p in plans) and len(committed) < sum(p[4] for p in plans)  # some rolled back
