@@ -30,16 +30,11 @@ class NotificationListener:
         self._channels = tuple(channels)
         self._on_notify = on_notify
         self._stop = threading.Event()
-        self._connected = threading.Event()
-        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> NotificationListener:
         self._thread.start()
         return self
-
-    def wait_connected(self, timeout_s: float) -> bool:
-        return self._connected.wait(timeout_s)
 
     def stop(self) -> None:
         self._stop.set()
@@ -52,13 +47,11 @@ class NotificationListener:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
                     for channel in self._channels:
                         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-                    self._connected.set()
                     delay = 0.05
                     for channel in self._channels:  # anything committed while we were away
                         self._on_notify(channel)
                     self._listen(conn)
             except psycopg.Error as error:
-                self._connected.clear()
                 if self._stop.is_set():
                     break
                 log.warning("notification listener lost its connection: %s", error)
