@@ -20,11 +20,13 @@ import grpc
 import psycopg
 
 from ledger.v1 import events_pb2, events_service_pb2_grpc, ledger_pb2_grpc, webhooks_pb2
+from ledger_server.access.callers import provision_admin_key
 from ledger_server.events.component import EventsConfig
 from ledger_server.events.webhooks.config import DispatcherConfig
 from ledger_server.events.webhooks.url_policy import UrlPolicy
 from ledger_server.migrate import migrate
 from ledger_server.server import LedgerServer, ServerConfig
+from tests.conftest import ADMIN_KEY, open_channel
 from tests.ledger_api import new_account, new_asset, rid, transfer
 from tests.webhook_receiver import WebhookReceiver
 
@@ -37,13 +39,14 @@ def summary(name: str, values_ms: list[float]) -> str:
 
 
 def measure(database_url: str, samples: int) -> None:
+    provision_admin_key(database_url, ADMIN_KEY)
     policy = UrlPolicy(allow_loopback=True, allow_http=True)
     config = ServerConfig(listen="127.0.0.1:0", database_url=database_url,
                           events=EventsConfig(webhooks=DispatcherConfig(policy=policy), url_policy=policy))
     server = LedgerServer(config).start()
     receiver = WebhookReceiver().start()
     try:
-        with grpc.insecure_channel(server.target) as channel:
+        with open_channel(server.target) as channel:
             ledger = ledger_pb2_grpc.LedgerStub(channel)
             events = events_service_pb2_grpc.LedgerEventsStub(channel)
             asset = new_asset(ledger)

@@ -6,10 +6,11 @@ compares that hash to the stored one to tell a retry (same payload) from a reuse
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -24,6 +25,7 @@ class CreateAsset:
     request_id: str
     code: str
     scale: int
+    caller: str = "system"  # who asked: recorded with the outcome (audit), not part of the hash
     operation = "CreateAsset"
 
     def request_hash(self) -> bytes:
@@ -37,6 +39,7 @@ class CreateAccount:
     debits_must_not_exceed_credits: bool
     credits_must_not_exceed_debits: bool
     metadata: dict[str, str] = field(default_factory=dict)
+    caller: str = "system"  # who asked: recorded with the outcome (audit), not part of the hash
     operation = "CreateAccount"
 
     def request_hash(self) -> bytes:
@@ -61,6 +64,7 @@ class CreateTransfer:
     pending: bool
     timeout_seconds: int
     metadata: dict[str, str] = field(default_factory=dict)
+    caller: str = "system"  # who asked: recorded with the outcome (audit), not part of the hash
     operation = "CreateTransfer"
 
     def request_hash(self) -> bytes:
@@ -84,6 +88,7 @@ class PostPending:
     pending_id: uuid.UUID
     amount: int | None  # None: the whole hold
     metadata: dict[str, str] = field(default_factory=dict)
+    caller: str = "system"  # who asked: recorded with the outcome (audit), not part of the hash
     operation = "PostPendingTransfer"
 
     def request_hash(self) -> bytes:
@@ -102,6 +107,7 @@ class VoidPending:
     request_id: str
     pending_id: uuid.UUID
     metadata: dict[str, str] = field(default_factory=dict)
+    caller: str = "system"  # who asked: recorded with the outcome (audit), not part of the hash
     operation = "VoidPendingTransfer"
 
     def request_hash(self) -> bytes:
@@ -114,6 +120,7 @@ class ReverseTransfer:
     transfer_id: uuid.UUID
     amount: int | None  # None: all that is left to reverse
     metadata: dict[str, str] = field(default_factory=dict)
+    caller: str = "system"  # who asked: recorded with the outcome (audit), not part of the hash
     operation = "ReverseTransfer"
 
     def request_hash(self) -> bytes:
@@ -128,11 +135,28 @@ class ReverseTransfer:
 
 
 @dataclass(frozen=True)
+class AdjustPending:
+    request_id: str
+    pending_id: uuid.UUID
+    amount: int  # the hold's new total
+    metadata: dict[str, str] = field(default_factory=dict)
+    caller: str = "system"
+    operation = "AdjustPendingTransfer"
+
+    def request_hash(self) -> bytes:
+        return canonical_hash(
+            self.operation,
+            {"pending_id": str(self.pending_id), "amount": str(self.amount), "metadata": self.metadata},
+        )
+
+
+@dataclass(frozen=True)
 class ExpireHold:
     """Internal: the server releases a hold whose timeout passed. Not stored as a request outcome;
     the hold's one-way state transition makes it happen at most once."""
 
     pending_id: uuid.UUID
+    caller: str = "system"
     operation = "ExpireHold"
 
     @property
@@ -143,8 +167,27 @@ class ExpireHold:
         return canonical_hash(self.operation, {"pending_id": str(self.pending_id)})
 
 
-TransferCommand = CreateTransfer | PostPending | VoidPending | ReverseTransfer
-Command = CreateAsset | CreateAccount | CreateTransfer | PostPending | VoidPending | ReverseTransfer | ExpireHold
+class SideEffect(abc.ABC):
+    """A non-ledger mutation (an API key, a webhook endpoint, a chain registration) that still needs
+    exactly-once semantics: the posting engine runs `execute` inside the batch transaction, under a
+    savepoint, and stores its outcome under the request id like any other command."""
+
+    request_id: str
+    caller: str
+    operation: str
+
+    @abc.abstractmethod
+    def request_hash(self) -> bytes: ...
+
+    @abc.abstractmethod
+    def execute(self, conn: Any, now: Any) -> bytes:
+        """Do the work on `conn` (inside the transaction); return the serialized response, or raise
+        a final LedgerError (FAILED_PRECONDITION) to reject. Must not commit or roll back."""
+
+
+TransferCommand = CreateTransfer | PostPending | VoidPending | ReverseTransfer | AdjustPending
+Command = (CreateAsset | CreateAccount | CreateTransfer | PostPending | VoidPending | ReverseTransfer | AdjustPending
+           | ExpireHold)
 
 
 @dataclass(frozen=True)
@@ -152,8 +195,9 @@ class TransferBatch:
     """CreateTransfers: items each with their own request id, plus the batch's own id."""
 
     request_id: str
-    items: tuple[CreateTransfer, ...]
+    items: tuple[TransferCommand, ...]
     atomic: bool
+    caller: str = "system"
     operation = "CreateTransfers"
 
     def request_hash(self) -> bytes:
@@ -163,4 +207,18 @@ class TransferBatch:
         )
 
 
-Job = Command | TransferBatch
+@dataclass(frozen=True)
+class OperationBatch(TransferBatch):
+    """ApplyOperations: like CreateTransfers, with any transfer operation as an item."""
+
+    operation = "ApplyOperations"
+
+
+Job = Command | TransferBatch | SideEffect
+
+
+def attribute(job: Job, caller: str) -> Job:
+    """The same job, made in `caller`'s name (the audit trail of its outcome)."""
+    if isinstance(job, TransferBatch):
+        return replace(job, caller=caller, items=tuple(replace(item, caller=caller) for item in job.items))
+    return replace(job, caller=caller)  # type: ignore[type-var]

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import logging
 import os
 import pathlib
+import secrets
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 
+from ledger_server.access.callers import provision_admin_key
 from ledger_server.events.component import EventsConfig
 from ledger_server.events.webhooks import config as webhooks_config
 from ledger_server.migrate import migrate
@@ -34,6 +37,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="where the embedded PostgreSQL keeps its data (env LEDGER_STATE_DIR)")
     parser.add_argument("--grace-seconds", type=float, default=float(env("LEDGER_GRACE_SECONDS", "10")),
                         help="how long SIGTERM waits for in-flight calls")
+    parser.add_argument("--tls-cert", default=env("LEDGER_TLS_CERT"), help="server certificate chain (PEM)")
+    parser.add_argument("--tls-key", default=env("LEDGER_TLS_KEY"), help="server private key (PEM)")
+    parser.add_argument("--tls-client-ca", default=env("LEDGER_TLS_CLIENT_CA"),
+                        help="CA of client certificates: enables mutual TLS callers")
+    parser.add_argument("--rate-limit", type=float, default=float(env("LEDGER_RATE_LIMIT", "2000")),
+                        help="requests per second per caller (token bucket refill)")
+    parser.add_argument("--rate-limit-burst", type=float, default=float(env("LEDGER_RATE_LIMIT_BURST", "4000")))
+    parser.add_argument("--rate-limit-fail-closed", action="store_true",
+                        default=env("LEDGER_RATE_LIMIT_FAIL_CLOSED", "") == "1",
+                        help="refuse calls while Redis is down (default: fall back to per-replica buckets)")
     parser.add_argument("--log-level", default=env("LEDGER_LOG_LEVEL", "INFO"))
     in_process = env("LEDGER_WEBHOOKS_IN_PROCESS")
     parser.add_argument("--webhooks-in-process", action=argparse.BooleanOptionalAction,
@@ -41,6 +54,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="run the webhook dispatcher in this process too (env LEDGER_WEBHOOKS_IN_PROCESS; "
                              "default: on with the embedded PostgreSQL, else run ledger-webhooks)")
     return parser.parse_args(argv)
+
+
+def provision_keys(database_url: str, embedded: bool, state_dir: pathlib.Path) -> None:
+    """LEDGER_BOOTSTRAP_ADMIN_KEY is stored (hashed, idempotently). The embedded default generates
+    an admin key at first start, prints it once and keeps it in <state-dir>/admin-key (mode 0600)."""
+    provisioned = os.environ.get("LEDGER_BOOTSTRAP_ADMIN_KEY")
+    if provisioned:
+        provision_admin_key(database_url, provisioned)
+        return
+    key_file = state_dir / "admin-key"
+    if not embedded or key_file.exists():
+        return
+    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    provision_admin_key(database_url, key, name="embedded-admin")
+    key_file.touch(mode=0o600)
+    key_file.write_text(key + "\n")
+    print(f"generated admin key (also in {key_file}): {key}", flush=True)
+    print(f"  export LEDGER_API_KEY=$(cat {key_file})", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,10 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     dispatch_here = args.webhooks_in_process if args.webhooks_in_process is not None else embedded is not None
     applied = migrate(database_url)
     log.info("schema up to date (%d migrations applied now)", len(applied))
+    provision_keys(database_url, embedded is not None, pathlib.Path(args.state_dir))
     server = LedgerServer(
         ServerConfig(
             listen=args.listen, database_url=database_url, metrics_listen=args.metrics_listen,
-            redis_url=args.redis_url,
+            redis_url=args.redis_url, tls_cert=args.tls_cert, tls_key=args.tls_key,
+            tls_client_ca=args.tls_client_ca, rate_limit_per_s=args.rate_limit,
+            rate_limit_burst=args.rate_limit_burst, rate_limit_fail_open=not args.rate_limit_fail_closed,
             events=EventsConfig(webhooks=webhooks_config.from_env() if dispatch_here else None),
         )
     ).start()

@@ -41,4 +41,7 @@ class Metrics:
         self.queue_depth = Gauge("ledger_commit_queue_depth", "Jobs waiting for the group committer", registry=r)
         self.holds_expired = Counter("ledger_holds_expired_total", "Holds released on expiry", registry=r)
         self.pool_in_use = Gauge("ledger_read_pool_in_use", "Read connections in use", registry=r)
+        self.auth_refusals = Counter(
+            "ledger_auth_refusals_total", "Calls refused before any work, by cause", ["cause"], registry=r
+        )
         self.pool_size = Gauge("ledger_read_pool_size", "Read connections open", registry=r)

@@ -5,9 +5,29 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from ledger_server.errors import invalid
+from ledger_server.errors import LedgerError, invalid
+
+T = TypeVar("T")
+
+
+def uuid_key(value: Any) -> uuid.UUID:
+    return uuid.UUID(str(value))
+
+
+def int_key(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        raise ValueError("not a position")
+    return value
+
+
+def text_key(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 255 or not value.isprintable():
+        raise ValueError("not a key")
+    return value
 
 _TOKEN_CHARS_MAX = 1024
 
@@ -17,11 +37,12 @@ def encode(last_key: Any, query: Any) -> str:
     return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
 
 
-def decode(token: str, query: Any) -> Any:
-    """The last key of the previous page, or None for the first page.
+def decode(token: str, query: Any, parse: Callable[[Any], T]) -> T | None:
+    """The last key of the previous page (checked by `parse`), or None for the first page.
 
     A token is refused when it was made for another query (other filters), so a client cannot
-    silently skip rows by changing filters mid-listing.
+    silently skip rows by changing filters mid-listing; tokens are not secret, so their key is
+    validated like any other input.
     """
     if not token:
         return None
@@ -31,8 +52,8 @@ def decode(token: str, query: Any) -> Any:
         body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         if body["q"] != _fingerprint(query):
             raise ValueError("made for another query")
-        return body["k"]
-    except (ValueError, KeyError, TypeError) as error:
+        return parse(body["k"])
+    except (ValueError, KeyError, TypeError, AttributeError, LedgerError) as error:
         raise invalid("INVALID_PAGE_TOKEN", f"page_token is not valid here ({error})", field="page_token") from None
 
 

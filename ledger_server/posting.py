@@ -69,6 +69,7 @@ class StoredOutcome:
     operation: str
     request_hash: bytes
     outcome: Outcome
+    caller: str = "system"
 
 
 class RetryableBatchError(Exception):
@@ -98,11 +99,24 @@ class PostingEngine:
         assert jobs, "empty batch"
         deadline = time.monotonic() + CONNECTION_RETRY_WINDOW_S
         attempts = ATTEMPTS_BEFORE_SPLIT if len(jobs) > 1 else ATTEMPTS_MAX
-        for attempt in range(attempts):
+        attempt = connection_failures = 0
+        while attempt < attempts:
             try:
                 return self._run_once(jobs)
             except RetryableBatchError as error:
                 self._metrics.batch_retries.labels(cause=str(error)).inc()
+                attempt += 1
+                _sleep_backoff(attempt)
+            except psycopg.OperationalError as error:
+                # Connection lost (or the server shutting down). The server may have committed before
+                # the connection died: the retry finds the stored outcomes and replays them.
+                self._metrics.batch_retries.labels(cause="connection").inc()
+                log.warning("database connection lost: %s", error)
+                self.close()
+                if time.monotonic() > deadline:
+                    return [Outcome.of_error(_unavailable())] * len(jobs)
+                connection_failures += 1
+                time.sleep(min(1.0, 0.02 * 2 ** min(connection_failures, 6)))
             except LedgerError:
                 raise
             except Exception:
@@ -113,16 +127,6 @@ class PostingEngine:
                     internal = transient(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; nothing was written")
                     return [Outcome.of_error(internal)]
                 break
-            except psycopg.OperationalError as error:
-                # The server may have committed before the connection died: the retry replays.
-                self._metrics.batch_retries.labels(cause="connection").inc()
-                log.warning("database connection lost: %s", error)
-                self.close()
-                if time.monotonic() > deadline:
-                    return [Outcome.of_error(_unavailable())] * len(jobs)
-                time.sleep(min(1.0, 0.05 * 2**attempt))
-                continue
-            _sleep_backoff(attempt)
         if len(jobs) > 1:
             self._metrics.batch_splits.inc()
             middle = len(jobs) // 2
@@ -193,12 +197,12 @@ class PostingEngine:
             assets={code: scale for code, scale in asset_rows.fetchall()},
             accounts=accounts,
             transfers=transfers,
-            holds={row[0]: HoldState(row[1], int(row[2])) for row in hold_rows.fetchall()},
+            holds={row[0]: HoldState(row[1], int(row[2]), int(row[3])) for row in hold_rows.fetchall()},
             reversed_totals={row[0]: int(row[1]) for row in reversal_rows.fetchall()},
             new_id=self._new_id,
             outcomes=stored,
         )
-        results = [_apply_job(state, job) for job in jobs]
+        results = [_apply_job(state, job, conn) for job in jobs]
         _write(conn, state, loaded_versions)
         return results
 
@@ -206,12 +210,14 @@ class PostingEngine:
 # -- applying jobs to the in-memory state --------------------------------------------------------
 
 
-def _apply_job(state: BatchState, job: c.Job) -> Outcome:
+def _apply_job(state: BatchState, job: c.Job, conn: psycopg.Connection[Any]) -> Outcome:
     if isinstance(job, c.ExpireHold):
         state.expire_due(job.pending_id)
         return Outcome(0, b"")
     if isinstance(job, c.TransferBatch):
-        return _apply_idempotent(state, job, lambda: _apply_batch(state, job))
+        return _apply_idempotent(state, job, lambda: _apply_batch(state, job, conn))
+    if isinstance(job, c.SideEffect):
+        return _apply_side_effect(state, job, conn)
     for pending_id in _holds_of(job):
         state.expire_due(pending_id)  # a hold past its timeout is released before anything else
     mark = state.savepoint()
@@ -223,9 +229,25 @@ def _apply_job(state: BatchState, job: c.Job) -> Outcome:
     if outcome.code != 0 and not outcome.replayed:
         state.rollback(mark)
         if outcome.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]:
-            state.record_outcome(job.request_id, StoredOutcome(job.operation, job.request_hash(), outcome))
+            state.record_outcome(
+                job.request_id, StoredOutcome(job.operation, job.request_hash(), outcome, job.caller)
+            )
         return outcome
     state.release()
+    return outcome
+
+
+def _apply_side_effect(state: BatchState, job: c.SideEffect, conn: psycopg.Connection[Any]) -> Outcome:
+    """Run a non-ledger mutation under a database savepoint; its outcome is kept like any other."""
+    conn.execute("SAVEPOINT side_effect")
+    outcome = _apply_idempotent(state, job, lambda: job.execute(conn, state.now))
+    if outcome.code != 0 and not outcome.replayed:
+        conn.execute("ROLLBACK TO SAVEPOINT side_effect")
+        if outcome.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]:
+            state.record_outcome(
+                job.request_id, StoredOutcome(job.operation, job.request_hash(), outcome, job.caller)
+            )
+    conn.execute("RELEASE SAVEPOINT side_effect")
     return outcome
 
 
@@ -241,7 +263,7 @@ def _apply_idempotent(state: BatchState, job: c.Job, run: Callable[[], bytes]) -
         outcome = Outcome(0, run())
     except LedgerError as error:
         return Outcome.of_error(error)  # the caller decides whether to remember it
-    state.record_outcome(job.request_id, StoredOutcome(job.operation, request_hash, outcome))
+    state.record_outcome(job.request_id, StoredOutcome(job.operation, request_hash, outcome, job.caller))
     return outcome
 
 
@@ -269,16 +291,21 @@ def _run_transfer(state: BatchState, cmd: c.Job) -> TransferRecord:
         return state.void_pending(cmd.request_id, cmd.pending_id, cmd.metadata)
     if isinstance(cmd, c.ReverseTransfer):
         return state.reverse(cmd.request_id, cmd.transfer_id, cmd.amount, cmd.metadata)
+    if isinstance(cmd, c.AdjustPending):
+        return state.adjust_pending(cmd.request_id, cmd.pending_id, cmd.amount, cmd.metadata)
     raise AssertionError(f"not a transfer command: {cmd!r}")
 
 
-def _apply_batch(state: BatchState, batch: c.TransferBatch) -> bytes:
+def _apply_batch(state: BatchState, batch: c.TransferBatch, conn: psycopg.Connection[Any]) -> bytes:
     """CreateTransfers: items succeed or fail on their own, or (atomic) all together."""
     response = ledger_pb2.CreateTransfersResponse()
     if not batch.atomic:
         for item in batch.items:
-            response.results.append(_item_result(_apply_job(state, item)))
+            response.results.append(_item_result(_apply_job(state, item, conn)))
         return response.SerializeToString()
+    for item in batch.items:
+        for pending_id in _holds_of(item):
+            state.expire_due(pending_id)  # released holds stay released even if the batch fails
     mark = state.savepoint()
     outcomes: list[Outcome] = []
     failed = None
@@ -341,13 +368,13 @@ def _write(conn: psycopg.Connection[Any], state: BatchState, loaded_versions: di
                 "credit_ids": [t.credit_account_id for t in e.new_holds],
                 "amounts": [str(t.amount) for t in e.new_holds], "expires_at": [t.expires_at for t in e.new_holds],
             })
-        if e.settled_holds:
-            settled = list(e.settled_holds.items())
-            cursors.append((conn.execute(Q["settle_holds"], {
-                "ids": [k for k, _ in settled], "states": [h.state for _, h in settled],
-                "posted_amounts": [str(h.posted_amount) for _, h in settled],
-                "settled_by": [h.settled_by for _, h in settled],
-            }), len(settled)))
+        if e.changed_holds:
+            changed = list(e.changed_holds.items())
+            cursors.append((conn.execute(Q["update_holds"], {
+                "ids": [k for k, _ in changed], "states": [h.state for _, h in changed],
+                "posted_amounts": [str(h.posted_amount) for _, h in changed],
+                "settled_by": [h.settled_by for _, h in changed], "amounts": [str(h.amount) for _, h in changed],
+            }), len(changed)))
         if dirty:
             cursors.append((conn.execute(Q["update_accounts"], {
                 "ids": [a.id for a in dirty], "dp": [str(a.debits_pending) for a in dirty],
@@ -362,6 +389,7 @@ def _write(conn: psycopg.Connection[Any], state: BatchState, loaded_versions: di
                 "hashes": [o.request_hash for _, o in e.outcomes],
                 "codes": [o.outcome.code for _, o in e.outcomes],
                 "outcomes": [o.outcome.payload for _, o in e.outcomes],
+                "callers": [o.caller for _, o in e.outcomes],
             })
         if e.events:
             conn.execute(Q["insert_outbox"], {
@@ -411,7 +439,7 @@ def _commands(jobs: Iterable[c.Job]) -> Iterable[c.Job]:
 
 
 def _references(cmd: c.Job) -> tuple[uuid.UUID, ...]:
-    if isinstance(cmd, c.PostPending | c.VoidPending | c.ExpireHold):
+    if isinstance(cmd, c.PostPending | c.VoidPending | c.AdjustPending | c.ExpireHold):
         return (cmd.pending_id,)
     if isinstance(cmd, c.ReverseTransfer):
         return (cmd.transfer_id,)
@@ -419,7 +447,7 @@ def _references(cmd: c.Job) -> tuple[uuid.UUID, ...]:
 
 
 def _holds_of(cmd: c.Job) -> tuple[uuid.UUID, ...]:
-    return (cmd.pending_id,) if isinstance(cmd, c.PostPending | c.VoidPending) else ()
+    return (cmd.pending_id,) if isinstance(cmd, c.PostPending | c.VoidPending | c.AdjustPending) else ()
 
 
 def _accounts_of(cmd: c.Job) -> tuple[uuid.UUID, ...]:

@@ -18,6 +18,7 @@ from ledger.v1 import ledger_pb2
 from ledger_server import pagination, queries, wire
 from ledger_server.errors import LedgerError
 from ledger_server.rows import account_state, transfer_record
+from ledger_server.validation import asset_code
 
 Q = queries.load("reads")
 
@@ -47,7 +48,7 @@ class Reads:
         return wire.asset(*row)
 
     def list_assets(self, page_size: int, token: str) -> ledger_pb2.ListAssetsResponse:
-        after = pagination.decode(token, "assets") or ""
+        after = pagination.decode(token, "assets", lambda key: asset_code(pagination.text_key(key))) or ""
         rows = self._all("list_assets", {"after": after, "limit": page_size + 1})
         response = ledger_pb2.ListAssetsResponse(assets=[wire.asset(*r) for r in rows[:page_size]])
         if len(rows) > page_size:
@@ -64,9 +65,9 @@ class Reads:
         self, page_size: int, token: str, asset: str | None, metadata: dict[str, str]
     ) -> ledger_pb2.ListAccountsResponse:
         query = ["accounts", asset, metadata]
-        after = pagination.decode(token, query)
+        after = pagination.decode(token, query, pagination.uuid_key)
         params = {
-            "after": uuid.UUID(after) if after else uuid.UUID(int=0), "asset": asset,
+            "after": after or uuid.UUID(int=0), "asset": asset,
             "metadata": json.dumps(metadata), "limit": page_size + 1,
         }
         rows = self._all("list_accounts", params)
@@ -97,9 +98,7 @@ class Reads:
     ) -> ledger_pb2.ListAccountEntriesResponse:
         self.get_account(account_id)
         query = ["entries", str(account_id), start, end]
-        after = pagination.decode(token, query) or 0
-        if not isinstance(after, int):
-            after = 0
+        after = pagination.decode(token, query, pagination.int_key) or 0
         params = {"account_id": account_id, "after": after, "start": start, "end": end, "limit": page_size + 1}
         rows = self._all("list_entries", params)
         response = ledger_pb2.ListAccountEntriesResponse(entries=[_entry(r) for r in rows[:page_size]])

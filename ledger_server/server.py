@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pathlib
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -15,6 +16,10 @@ from prometheus_client import start_http_server
 from psycopg_pool import ConnectionPool
 
 from ledger.v1 import ledger_pb2, ledger_pb2_grpc
+from ledger_server.access.callers import CallerDirectory
+from ledger_server.access.interceptor import AccessInterceptor
+from ledger_server.access.rate_limit import RateLimiter
+from ledger_server.access.tenancy import TenantGuard
 from ledger_server.events.component import SERVICE_NAME as EVENTS_SERVICE_NAME
 from ledger_server.events.component import EventsComponent, EventsConfig
 from ledger_server.expiry import HoldExpirer
@@ -40,6 +45,12 @@ class ServerConfig:
     read_pool_size: int = 8
     commit_timeout_s: float = 10.0
     hold_expiry_interval_s: float = 1.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    rate_limit_per_s: float = 2000.0
+    rate_limit_burst: float = 4000.0
+    rate_limit_fail_open: bool = True
     events: EventsConfig = field(default_factory=EventsConfig)  # WatchEvents, webhooks
 
 
@@ -58,8 +69,12 @@ class LedgerServer:
         )
         self._committer = GroupCommitter(PostingEngine(config.database_url, self.metrics), self.metrics)
         self._expirer = HoldExpirer(self._pool, self._committer, self.metrics, config.hold_expiry_interval_s)
+        self.callers = CallerDirectory(self._pool)
+        limiter = RateLimiter(config.redis_url, config.rate_limit_per_s, config.rate_limit_burst,
+                              fail_open=config.rate_limit_fail_open)
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.worker_threads, thread_name_prefix="rpc"),
+            interceptors=[AccessInterceptor(self.callers, limiter, self.metrics)],
             maximum_concurrent_rpcs=config.max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
@@ -68,7 +83,10 @@ class LedgerServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        service = LedgerService(self._committer, Reads(self._pool), self.metrics, config.commit_timeout_s)
+        service = LedgerService(
+            self._committer, Reads(self._pool), self.metrics, config.commit_timeout_s, TenantGuard(self._pool),
+            self.callers, config.database_url, self._pool,
+        )
         ledger_pb2_grpc.add_LedgerServicer_to_server(service, self._grpc)
         self._events = EventsComponent(config.database_url, self._pool, self.metrics, config.events, self._grpc)
         self._health = health.HealthServicer()
@@ -76,11 +94,25 @@ class LedgerServer:
         reflection.enable_server_reflection(
             (SERVICE_NAME, EVENTS_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._grpc
         )
-        self.port = self._grpc.add_insecure_port(config.listen)
+        self.port = self._bind(config)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {config.listen}")
         self._metrics_server: Any = None
         self._stopped = threading.Event()
+
+    def _bind(self, config: ServerConfig) -> int:
+        if not config.tls_cert:
+            return int(self._grpc.add_insecure_port(config.listen))
+        assert config.tls_key, "--tls-key goes with --tls-cert"
+        key = pathlib.Path(config.tls_key).read_bytes()
+        chain = pathlib.Path(config.tls_cert).read_bytes()
+        client_ca = pathlib.Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
+        # With a client CA every connection must present a certificate it signed (mutual TLS); a bearer
+        # key on the call still names the caller when present. Without one: TLS plus bearer keys.
+        credentials = grpc.ssl_server_credentials(
+            [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None,
+        )
+        return int(self._grpc.add_secure_port(config.listen, credentials))
 
     @property
     def target(self) -> str:

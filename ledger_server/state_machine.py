@@ -19,6 +19,7 @@ from ledger_server.errors import rejected
 
 # ledger.v1.TransferKind / TransferState / Side values, mirrored as plain ints for speed.
 SINGLE_PHASE, HOLD, POST_PENDING, VOID_PENDING, EXPIRE_PENDING, REVERSAL = 1, 2, 3, 4, 5, 6
+INCREASE_PENDING, DECREASE_PENDING = 7, 8
 PENDING, POSTED, VOIDED, EXPIRED = 1, 2, 3, 4
 DEBIT, CREDIT = 1, 2
 REVERSIBLE_KINDS = (SINGLE_PHASE, POST_PENDING)
@@ -63,6 +64,7 @@ class TransferRecord:
 class HoldState:
     state: int
     posted_amount: int
+    amount: int  # currently held: the original amount plus adjustments
     settled_by: uuid.UUID | None = None
 
 
@@ -95,7 +97,7 @@ class Effects:
     transfers: list[TransferRecord] = field(default_factory=list)
     entries: list[EntryRecord] = field(default_factory=list)
     new_holds: list[TransferRecord] = field(default_factory=list)
-    settled_holds: dict[uuid.UUID, HoldState] = field(default_factory=dict)
+    changed_holds: dict[uuid.UUID, HoldState] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     outcomes: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -122,6 +124,7 @@ class BatchState:
         self.accounts = accounts
         self.transfers = transfers
         self.holds = holds
+        self._holds_at_load = dict(holds)
         self.reversed_totals = reversed_totals
         self.new_id = new_id
         self.outcomes = outcomes
@@ -160,8 +163,12 @@ class BatchState:
         del e.new_holds[mark[4]:]
         del e.events[mark[5]:]
         del e.outcomes[mark[6]:]
-        for key in [k for k, v in e.settled_holds.items() if self.holds.get(k) != v]:
-            del e.settled_holds[key]
+        for key, changed in list(e.changed_holds.items()):
+            if self.holds.get(key) != changed:
+                if self.holds[key] == self._holds_at_load.get(key):
+                    del e.changed_holds[key]
+                else:
+                    e.changed_holds[key] = self.holds[key]
 
     def _set(self, mapping: dict[Any, Any], key: Any, value: Any) -> None:
         if self._journal is not None:
@@ -222,7 +229,7 @@ class BatchState:
         pending_change, posted_change = (amount, 0) if pending else (0, amount)
         self._post(transfer, debit, credit, pending_change, posted_change)
         if pending:
-            self._set(self.holds, transfer.id, HoldState(PENDING, 0))
+            self._set(self.holds, transfer.id, HoldState(PENDING, 0, amount))
             self.effects.new_holds.append(transfer)
         self.effects.events.append(Event(4 if pending else 3, (debit.id, credit.id), transfer))
         return transfer
@@ -241,12 +248,36 @@ class BatchState:
         self, request_id: str, pending_id: uuid.UUID, amount: int | None, metadata: dict[str, str]
     ) -> TransferRecord:
         record = self._pending(pending_id)
-        if amount is not None and amount > record.amount:
+        held = self.holds[pending_id].amount
+        if amount is not None and amount > held:
             raise rejected(
                 "EXCEEDS_PENDING_AMOUNT", "amount exceeds the pending amount",
-                pending_id=str(pending_id), pending_amount=str(record.amount),
+                pending_id=str(pending_id), pending_amount=str(held),
             )
-        return self._settle(record, record.amount if amount is None else amount, POST_PENDING, request_id, metadata)
+        return self._settle(record, held if amount is None else amount, POST_PENDING, request_id, metadata)
+
+    def adjust_pending(
+        self, request_id: str, pending_id: uuid.UUID, amount: int, metadata: dict[str, str]
+    ) -> TransferRecord:
+        """Set a pending hold to a new total: raising it is checked like a new hold of the difference."""
+        assert amount > 0
+        record = self._pending(pending_id)
+        hold = self.holds[pending_id]
+        delta = amount - hold.amount
+        if delta == 0:
+            raise rejected("PENDING_AMOUNT_UNCHANGED", "the hold already has this amount", pending_id=str(pending_id))
+        debit = self.accounts[record.debit_account_id]
+        credit = self.accounts[record.credit_account_id]
+        adjustment = TransferRecord(
+            self.new_id(), request_id, INCREASE_PENDING if delta > 0 else DECREASE_PENDING, debit.id, credit.id,
+            abs(delta), record.asset, record.id, None, None, metadata, self.now,
+        )
+        self._post(adjustment, debit, credit, delta, 0)
+        adjusted = replace(hold, amount=amount)
+        self._set(self.holds, pending_id, adjusted)
+        self.effects.changed_holds[pending_id] = adjusted
+        self.effects.events.append(Event(9, (debit.id, credit.id), adjustment))
+        return adjustment
 
     def void_pending(self, request_id: str, pending_id: uuid.UUID, metadata: dict[str, str]) -> TransferRecord:
         return self._settle(self._pending(pending_id), None, VOID_PENDING, request_id, metadata)
@@ -312,18 +343,19 @@ class BatchState:
         """Post (part of) a hold or release it: the pending counters drop by the whole hold amount."""
         debit = self.accounts[hold.debit_account_id]
         credit = self.accounts[hold.credit_account_id]
+        held = self.holds[hold.id].amount
         posted_amount = posted or 0
-        amount = posted_amount if kind == POST_PENDING else hold.amount
-        assert amount > 0 and posted_amount <= hold.amount
+        amount = posted_amount if kind == POST_PENDING else held
+        assert amount > 0 and posted_amount <= held
         settlement = TransferRecord(
             self.new_id(), request_id, kind, debit.id, credit.id, amount, hold.asset, hold.id, None, None,
             metadata, self.now,
         )
-        self._post(settlement, debit, credit, -hold.amount, posted_amount)
+        self._post(settlement, debit, credit, -held, posted_amount)
         state = {POST_PENDING: POSTED, VOID_PENDING: VOIDED, EXPIRE_PENDING: EXPIRED}[kind]
-        settled = HoldState(state, posted_amount, settlement.id)
+        settled = HoldState(state, posted_amount, held, settlement.id)
         self._set(self.holds, hold.id, settled)
-        self.effects.settled_holds[hold.id] = settled
+        self.effects.changed_holds[hold.id] = settled
         event_type = {POST_PENDING: 5, VOID_PENDING: 6, EXPIRE_PENDING: 7}[kind]
         self.effects.events.append(Event(event_type, (debit.id, credit.id), settlement))
         return settlement

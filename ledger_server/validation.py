@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ledger.v1 import ledger_pb2
 from ledger_server import commands as c
@@ -125,24 +126,64 @@ def create_transfers(request: ledger_pb2.CreateTransfersRequest) -> c.TransferBa
     return c.TransferBatch(rid, tuple(items), request.atomic)
 
 
-def post_pending(request: ledger_pb2.PostPendingTransferRequest) -> c.PostPending:
+def adjust_pending(request: ledger_pb2.AdjustPendingTransferRequest, prefix: str = "") -> c.AdjustPending:
+    value = amount(request.amount, prefix + "amount")
+    assert value is not None
+    return c.AdjustPending(
+        request_id(request.request_id, prefix + "request_id"), identifier(request.pending_id, prefix + "pending_id"),
+        value, metadata(request.metadata, prefix + "metadata"),
+    )
+
+
+def apply_operations(request: ledger_pb2.ApplyOperationsRequest) -> c.OperationBatch:
+    rid = request_id(request.request_id)
+    if not request.operations:
+        raise invalid("BATCH_EMPTY", "operations must not be empty", field="operations")
+    if len(request.operations) > BATCH_ITEMS_MAX:
+        raise invalid("BATCH_TOO_LARGE", f"at most {BATCH_ITEMS_MAX} operations per batch", field="operations")
+    items: list[c.TransferCommand] = []
+    for index, operation in enumerate(request.operations):
+        prefix = f"operations[{index}]."
+        kind = operation.WhichOneof("operation")
+        try:
+            if kind is None:
+                raise invalid("MISSING_FIELD", f"{prefix}operation is required", field=prefix + "operation")
+            items.append(_OPERATION_PARSERS[kind](getattr(operation, kind), prefix))
+        except LedgerError as error:
+            raise invalid(error.reason, error.message, index=str(index), **error.metadata) from None
+        if items[-1].request_id == rid:
+            raise invalid("INVALID_REQUEST_ID", "an item must not reuse the batch's request_id", index=str(index))
+    return c.OperationBatch(rid, tuple(items), request.atomic)
+
+
+def post_pending(request: ledger_pb2.PostPendingTransferRequest, prefix: str = "") -> c.PostPending:
     return c.PostPending(
-        request_id(request.request_id), identifier(request.pending_id, "pending_id"),
-        amount(request.amount, optional=True), metadata(request.metadata),
+        request_id(request.request_id, prefix + "request_id"), identifier(request.pending_id, prefix + "pending_id"),
+        amount(request.amount, prefix + "amount", optional=True), metadata(request.metadata, prefix + "metadata"),
     )
 
 
-def void_pending(request: ledger_pb2.VoidPendingTransferRequest) -> c.VoidPending:
+def void_pending(request: ledger_pb2.VoidPendingTransferRequest, prefix: str = "") -> c.VoidPending:
     return c.VoidPending(
-        request_id(request.request_id), identifier(request.pending_id, "pending_id"), metadata(request.metadata)
+        request_id(request.request_id, prefix + "request_id"), identifier(request.pending_id, prefix + "pending_id"),
+        metadata(request.metadata, prefix + "metadata"),
     )
 
 
-def reverse_transfer(request: ledger_pb2.ReverseTransferRequest) -> c.ReverseTransfer:
+def reverse_transfer(request: ledger_pb2.ReverseTransferRequest, prefix: str = "") -> c.ReverseTransfer:
     return c.ReverseTransfer(
-        request_id(request.request_id), identifier(request.transfer_id, "transfer_id"),
-        amount(request.amount, optional=True), metadata(request.metadata),
+        request_id(request.request_id, prefix + "request_id"), identifier(request.transfer_id, prefix + "transfer_id"),
+        amount(request.amount, prefix + "amount", optional=True), metadata(request.metadata, prefix + "metadata"),
     )
+
+
+_OPERATION_PARSERS: dict[str, Callable[[Any, str], c.TransferCommand]] = {
+    "create_transfer": create_transfer,
+    "post_pending": post_pending,
+    "void_pending": void_pending,
+    "reverse": reverse_transfer,
+    "adjust_pending": adjust_pending,
+}
 
 
 def page_size(value: int, default: int = 100, maximum: int = 1000) -> int:

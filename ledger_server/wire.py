@@ -16,7 +16,7 @@ from ledger_server.state_machine import (
     TransferRecord,
 )
 
-_STATE_OF_KIND = {1: POSTED, 2: 1, 3: POSTED, 4: 3, 5: 4, 6: POSTED}
+_STATE_OF_KIND = {1: POSTED, 2: 1, 3: POSTED, 4: 3, 5: 4, 6: POSTED, 7: 1, 8: 1}
 
 
 def timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:

@@ -22,11 +22,60 @@ import psycopg
 import pytest
 
 from ledger.v1 import ledger_pb2_grpc
+from ledger_server.access.callers import provision_admin_key
 from ledger_server.migrate import migrate
 from ledger_server.server import LedgerServer, ServerConfig
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The admin key every test server is provisioned with (LEDGER_BOOTSTRAP_ADMIN_KEY); tests only.
+ADMIN_KEY = "test-admin-key-" + uuid.uuid4().hex
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer <key>` to every call of a channel."""
+
+    def __init__(self, key: str) -> None:
+        self._metadata = ("authorization", f"Bearer {key}")
+
+    def _with_key(self, details: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._metadata]
+        return details._replace(metadata=metadata) if hasattr(details, "_replace") else _Details(details, metadata)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_key(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_key(details), request)
+
+
+class _Details(grpc.ClientCallDetails):  # type: ignore[misc]
+    def __init__(self, details: Any, metadata: Any) -> None:
+        self.method = details.method
+        self.timeout = details.timeout
+        self.metadata = metadata
+        self.credentials = details.credentials
+        self.wait_for_ready = getattr(details, "wait_for_ready", None)
+        self.compression = getattr(details, "compression", None)
+
+
+def open_channel(target: str, key: str | None = ADMIN_KEY) -> grpc.Channel:
+    """An insecure channel to a test server that authenticates with `key` (None: anonymous)."""
+    channel = grpc.insecure_channel(target)
+    if key is None:
+        return channel
+    return grpc.intercept_channel(channel, _BearerToken(key))
+
+
+# Lines the run prints at its end (fault-injection and durability summaries), passing or not.
+RUN_SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if RUN_SUMMARY:
+        terminalreporter.section("fault injection and durability summary")
+        for line in RUN_SUMMARY:
+            terminalreporter.write_line(line)
 
 
 def _reachable(url: str) -> bool:
@@ -93,6 +142,7 @@ def database_url(new_database: Callable[[], str]) -> str:
 
 @pytest.fixture(scope="module")
 def ledger_server(database_url: str) -> Iterator[LedgerServer]:
+    provision_admin_key(database_url, ADMIN_KEY)
     server = LedgerServer(
         ServerConfig(listen="127.0.0.1:0", database_url=database_url, hold_expiry_interval_s=0.2)
     ).start()
@@ -102,8 +152,7 @@ def ledger_server(database_url: str) -> Iterator[LedgerServer]:
 
 @pytest.fixture(scope="module")
 def channel(ledger_server: LedgerServer) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(ledger_server.target) as chan:
-        grpc.channel_ready_future(chan).result(timeout=10)
+    with open_channel(ledger_server.target) as chan:
         yield chan
 
 
@@ -130,11 +179,15 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 30) -> ServerProcess:
-        env = {**os.environ, "LEDGER_DATABASE_URL": self.database_url, "LEDGER_LISTEN": self.target, **self.extra_env}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ledger_server.main"], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
+        env = {**os.environ, "LEDGER_DATABASE_URL": self.database_url, "LEDGER_LISTEN": self.target,
+               "LEDGER_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY, **self.extra_env}
+        # The log goes to a file, never a pipe nobody reads (a full pipe would block the server).
+        self.log_path = pathlib.Path(tempfile.mkstemp(prefix="ledger-server-", suffix=".log")[1])
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ledger_server.main"], env=env, cwd=ROOT,
+                stdout=subprocess.DEVNULL, stderr=log,
+            )
         deadline = time.monotonic() + timeout_s
         with grpc.insecure_channel(self.target) as chan:
             while True:
@@ -143,7 +196,7 @@ class ServerProcess:
                     return self
                 except grpc.FutureTimeoutError:
                     if self.process.poll() is not None or time.monotonic() > deadline:
-                        err = self.process.stderr.read().decode() if self.process.stderr else ""
+                        err = self.log_path.read_text(errors="replace")
                         raise RuntimeError(f"ledger-server did not start: {err[-2000:]}") from None
 
     def kill(self) -> None:

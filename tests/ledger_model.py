@@ -100,6 +100,19 @@ class LedgerModel:
             self.transfers[tid] = ModelTransfer(hold.debit, hold.credit, posted, reversible=True)
         return None
 
+    def adjust(self, hold_id: str, amount: int) -> str | None:
+        hold = self.holds.get(hold_id)
+        if hold is None:
+            return "PENDING_NOT_FOUND"
+        if hold.state != "PENDING":
+            return {"POSTED": "PENDING_ALREADY_POSTED", "VOIDED": "PENDING_ALREADY_VOIDED"}[hold.state]
+        if amount == hold.amount:
+            return "PENDING_AMOUNT_UNCHANGED"
+        reason = self._move(hold.debit, hold.credit, amount - hold.amount, 0)
+        if reason is None:
+            hold.amount = amount
+        return reason
+
     def reverse(self, tid: str | None, original_id: str, amount: int | None) -> str | None:
         original = self.transfers.get(original_id)
         if original is None:

@@ -11,11 +11,11 @@ import psycopg
 import pytest
 from google.protobuf import timestamp_pb2
 
+from ledger.v1 import admin_pb2, ledger_pb2_grpc
 from ledger.v1 import ledger_pb2 as pb
-from ledger.v1 import ledger_pb2_grpc
 from tests.ledger_api import error_reason, new_account, new_asset, rid, transfer
 
-TABLES = ("assets", "accounts", "transfers", "entries", "holds", "request_outcomes", "outbox")
+TABLES = ("assets", "accounts", "transfers", "entries", "holds", "request_outcomes", "outbox", "callers")
 U128_MAX = (1 << 128) - 1
 MISSING = "0189abcd-0000-7000-8000-00000000beef"
 LONG_ID = "x" * 256
@@ -121,6 +121,29 @@ def cases(w: dict[str, str]) -> Iterator[tuple[str, Any, grpc.StatusCode, str]]:
     yield "GetTransfer", pb.GetTransferRequest(id="x"), invalid, "INVALID_ID"
     yield "GetTransfer", pb.GetTransferRequest(id=MISSING), grpc.StatusCode.NOT_FOUND, "TRANSFER_NOT_FOUND"
     yield "GetTransfer", pb.GetTransferRequest(request_id=""), invalid, "INVALID_REQUEST_ID"
+    yield "AdjustPendingTransfer", pb.AdjustPendingTransferRequest(request_id=rid(), pending_id=w["hold"],
+                                                                   amount="0"), invalid, "INVALID_AMOUNT"
+    yield "AdjustPendingTransfer", pb.AdjustPendingTransferRequest(request_id=rid(), pending_id="x", amount="5"), \
+        invalid, "INVALID_ID"
+    yield "ApplyOperations", pb.ApplyOperationsRequest(request_id=rid()), invalid, "BATCH_EMPTY"
+    yield "ApplyOperations", pb.ApplyOperationsRequest(request_id=rid(), operations=[pb.Operation()]), invalid, \
+        "MISSING_FIELD"
+    yield "ApplyOperations", pb.ApplyOperationsRequest(request_id=rid(), operations=[pb.Operation(
+        post_pending=pb.PostPendingTransferRequest(request_id=rid(), pending_id=w["hold"], amount="-1"))]), \
+        invalid, "INVALID_AMOUNT"
+    yield "CreateApiKey", admin_pb2.CreateApiKeyRequest(request_id=rid(), name="k", scopes=["root"]), invalid, \
+        "INVALID_SCOPE"
+    yield "CreateApiKey", admin_pb2.CreateApiKeyRequest(request_id=rid(), name="k"), invalid, "INVALID_SCOPE"
+    yield "CreateApiKey", admin_pb2.CreateApiKeyRequest(request_id=rid(), name="", scopes=["admin"]), invalid, \
+        "MISSING_FIELD"
+    yield "CreateApiKey", admin_pb2.CreateApiKeyRequest(request_id="", name="k", scopes=["admin"]), invalid, \
+        "INVALID_REQUEST_ID"
+    yield "CreateCertificateCaller", admin_pb2.CreateCertificateCallerRequest(
+        request_id=rid(), name="svc", certificate_subject="", scopes=["admin"]), invalid, "MISSING_FIELD"
+    yield "RevokeCaller", admin_pb2.RevokeCallerRequest(request_id=rid(), caller_id="x"), invalid, "INVALID_ID"
+    yield "ListCallers", admin_pb2.ListCallersRequest(page_size=2000), invalid, "INVALID_PAGE_SIZE"
+    yield "ListAuditRecords", admin_pb2.ListAuditRecordsRequest(page_token="zz"), invalid, "INVALID_PAGE_TOKEN"
+    yield "VerifyLedger", admin_pb2.VerifyLedgerRequest(), grpc.StatusCode.OK, ""
 
 
 def test_every_rpc_refuses_bad_input_and_writes_nothing(
@@ -148,3 +171,26 @@ def test_page_token_of_another_query_is_refused(stub: ledger_pb2_grpc.LedgerStub
     with pytest.raises(grpc.RpcError) as raised:
         stub.ListAccountEntries(pb.ListAccountEntriesRequest(account_id=world["a"], page_token=page.next_page_token))
     assert error_reason(raised.value) == "INVALID_PAGE_TOKEN"
+
+
+def test_forged_page_tokens_are_refused(stub: ledger_pb2_grpc.LedgerStub, world: dict[str, str]) -> None:
+    """Page tokens are not secret: a client can forge one for the right query with any key inside."""
+    from ledger_server import pagination
+
+    for key in ["zzz", "\x00", None, [1, 2], {"a": 1}, -5, 2**70, "x" * 300]:
+        forged = [
+            ("ListAccounts", pb.ListAccountsRequest(page_token=pagination.encode(key, ["accounts", None, {}]))),
+            ("ListAssets", pb.ListAssetsRequest(page_token=pagination.encode(key, "assets"))),
+            ("ListAccountEntries", pb.ListAccountEntriesRequest(
+                account_id=world["a"], page_token=pagination.encode(key, ["entries", world["a"], None, None]))),
+            ("ListCallers", admin_pb2.ListCallersRequest(page_token=pagination.encode(key, "callers"))),
+            ("ListAuditRecords", admin_pb2.ListAuditRecordsRequest(
+                page_token=pagination.encode(key, ["audit", None, None]))),
+        ]
+        for method, request in forged:
+            if key is None and method != "ListAuditRecords":
+                continue  # a null key is simply the first page
+            with pytest.raises(grpc.RpcError) as raised:
+                getattr(stub, method)(request)
+                raise AssertionError(f"{method} accepted a forged key {key!r}")
+            assert error_reason(raised.value) == "INVALID_PAGE_TOKEN", (method, key)

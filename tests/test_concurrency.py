@@ -14,7 +14,7 @@ import pytest
 
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, open_channel
 from tests.invariants import assert_ledger_consistent, transfers_by_request_id
 from tests.ledger_api import error_reason, new_account, new_asset, rid
 
@@ -52,7 +52,8 @@ def client_loop(stub: ledger_pb2_grpc.LedgerStub, asset: str, accounts: list[str
                 seed: int) -> None:
     rng = random.Random(seed)
     for _ in range(OPS_PER_CLIENT):
-        op = rng.choices(["transfer", "hold", "post", "void", "reverse", "replay"], [40, 20, 15, 8, 10, 7])[0]
+        op = rng.choices(["transfer", "hold", "post", "void", "reverse", "adjust", "replay"],
+                         [40, 20, 15, 8, 10, 6, 7])[0]
         request_id = rid(op)
         method: Callable[..., pb.Transfer]
         request: object
@@ -73,6 +74,10 @@ def client_loop(stub: ledger_pb2_grpc.LedgerStub, asset: str, accounts: list[str
             else:
                 request = pb.VoidPendingTransferRequest(request_id=request_id, pending_id=pending_id)
                 method = stub.VoidPendingTransfer
+        elif op == "adjust" and journal.holds:
+            request = pb.AdjustPendingTransferRequest(request_id=request_id, pending_id=rng.choice(journal.holds),
+                                                      amount=str(rng.randint(1, 500)))
+            method = stub.AdjustPendingTransfer
         elif op == "reverse" and journal.posted:
             request = pb.ReverseTransferRequest(
                 request_id=request_id, transfer_id=rng.choice(journal.posted),
@@ -106,6 +111,7 @@ def _method_name(request: object) -> str:
     return {
         pb.CreateTransferRequest: "CreateTransfer", pb.PostPendingTransferRequest: "PostPendingTransfer",
         pb.VoidPendingTransferRequest: "VoidPendingTransfer", pb.ReverseTransferRequest: "ReverseTransfer",
+        pb.AdjustPendingTransferRequest: "AdjustPendingTransfer",
     }[type(request)]
 
 
@@ -117,7 +123,7 @@ def real_server(database_url: str) -> Iterator[ServerProcess]:
 
 
 def test_many_clients_keep_the_ledger_exact(real_server: ServerProcess, database_url: str) -> None:
-    with grpc.insecure_channel(real_server.target) as channel:
+    with open_channel(real_server.target) as channel:
         stub = ledger_pb2_grpc.LedgerStub(channel)
         asset = new_asset(stub)
         world = new_account(stub, asset)  # the outside world: may go negative
@@ -144,7 +150,7 @@ def test_many_clients_keep_the_ledger_exact(real_server: ServerProcess, database
 
 
 def test_fifty_concurrent_duplicates_execute_once(real_server: ServerProcess, database_url: str) -> None:
-    with grpc.insecure_channel(real_server.target) as channel:
+    with open_channel(real_server.target) as channel:
         stub = ledger_pb2_grpc.LedgerStub(channel)
         asset = new_asset(stub)
         a, b = new_account(stub, asset), new_account(stub, asset)

@@ -16,6 +16,7 @@ import pytest
 
 from ledger.v1 import events_pb2, ledger_pb2_grpc
 from ledger_server.server import LedgerServer, ServerConfig
+from tests.conftest import open_channel
 from tests.events_api import StreamCollector, events_stub, max_sequence, outbox, produce, read_stream
 from tests.ledger_api import error_reason, new_account, new_asset, transfer
 
@@ -174,7 +175,7 @@ def test_consumer_disconnecting_at_random_ends_with_exactly_the_outbox(
 
     def producer(target: str, seed: int) -> None:
         try:
-            with grpc.insecure_channel(target) as chan:
+            with open_channel(target) as chan:
                 produce(ledger_pb2_grpc.LedgerStub(chan), 120, seed=seed)
         except BaseException as error:  # pragma: no cover - reported below
             errors.append(error)

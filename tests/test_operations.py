@@ -12,7 +12,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess, free_port, open_channel
 from tests.invariants import transfers_by_request_id
 from tests.ledger_api import new_account, new_asset, rid
 
@@ -20,7 +20,7 @@ from tests.ledger_api import new_account, new_asset, rid
 def test_health_reflection_and_metrics(server_process: Callable[..., ServerProcess]) -> None:
     metrics_port = free_port()
     server = server_process(extra_env={"LEDGER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}).start()
-    with grpc.insecure_channel(server.target) as channel:
+    with open_channel(server.target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", "ledger.v1.Ledger"):
             status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
@@ -44,7 +44,7 @@ def test_sigterm_drains_in_flight_calls(server_process: Callable[..., ServerProc
     server = server_process().start()
     acknowledged: list[str] = []
     stop = threading.Event()
-    with grpc.insecure_channel(server.target) as channel:
+    with open_channel(server.target) as channel:
         stub = ledger_pb2_grpc.LedgerStub(channel)
         asset = new_asset(stub)
         a, b = new_account(stub, asset).id, new_account(stub, asset).id

@@ -12,7 +12,7 @@ import grpc
 
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
-from tests.conftest import ServerProcess
+from tests.conftest import RUN_SUMMARY, ServerProcess, open_channel
 from tests.invariants import assert_ledger_consistent, transfers_by_request_id
 from tests.ledger_api import new_account, new_asset, rid
 
@@ -24,7 +24,7 @@ def test_acknowledged_transfers_survive_sigkill(
     server_process: Callable[..., ServerProcess], database_url: str
 ) -> None:
     server = server_process().start()
-    with grpc.insecure_channel(server.target) as channel:
+    with open_channel(server.target) as channel:
         stub = ledger_pb2_grpc.LedgerStub(channel)
         asset = new_asset(stub)
         accounts = [new_account(stub, asset).id for _ in range(6)]
@@ -36,7 +36,7 @@ def test_acknowledged_transfers_survive_sigkill(
 
     def writer(seed: int) -> None:
         rng = random.Random(seed)
-        with grpc.insecure_channel(server.target) as chan:
+        with open_channel(server.target) as chan:
             writer_stub = ledger_pb2_grpc.LedgerStub(chan)
             while not stop.is_set():
                 debit, credit = rng.sample(accounts, 2)
@@ -77,4 +77,5 @@ def test_acknowledged_transfers_survive_sigkill(
     assert duplicated == []
     assert set(found) <= attempted | {r for r in found if r.startswith("expire:")}
     assert_ledger_consistent(database_url)
-    print(f"acknowledged {len(acknowledged)}, attempted {len(attempted)}, kills {KILLS}, lost 0, duplicated 0")
+    RUN_SUMMARY.append(f"fault=sigkill_single_requests acknowledged={len(acknowledged)} attempted={len(attempted)} "
+                       f"faults_injected={KILLS} lost=0 duplicated=0")

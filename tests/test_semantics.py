@@ -306,3 +306,59 @@ def test_history_is_append_only(stub: Stub, database_url: str) -> None:
                 conn.execute(sql, (key,))
         with pytest.raises(psycopg.errors.RestrictViolation):
             conn.execute("TRUNCATE entries CASCADE")
+
+
+def test_adjusting_a_hold(stub: Stub, database_url: str) -> None:
+    asset = new_asset(stub)
+    world, wallet, shop = new_account(stub, asset), new_account(stub, asset), new_account(stub, asset)
+    wallet = new_account(stub, asset, no_overdraft=True)
+    transfer(stub, world.id, wallet.id, 100, asset)
+    hold = transfer(stub, wallet.id, shop.id, 40, asset, pending=True)
+
+    def adjust(amount: int) -> pb.Transfer:
+        result: pb.Transfer = stub.AdjustPendingTransfer(
+            pb.AdjustPendingTransferRequest(request_id=rid(), pending_id=hold.id, amount=str(amount)))
+        return result
+
+    up = adjust(90)  # an incremental authorization
+    assert (up.kind, up.amount, up.pending_id, up.state) == (pb.INCREASE_PENDING, "50", hold.id, pb.PENDING)
+    assert counters(stub, wallet.id) == (90, 0, 0, 100) and counters(stub, shop.id) == (0, 0, 90, 0)
+    assert reason_of(adjust, 101) == "INSUFFICIENT_FUNDS"
+    assert reason_of(adjust, 90) == "PENDING_AMOUNT_UNCHANGED"
+    down = adjust(60)  # a partial authorization reversal
+    assert (down.kind, down.amount) == (pb.DECREASE_PENDING, "30")
+    too_much = pb.PostPendingTransferRequest(request_id=rid(), pending_id=hold.id, amount="61")
+    assert reason_of(stub.PostPendingTransfer, too_much) == "EXCEEDS_PENDING_AMOUNT"
+    stub.PostPendingTransfer(pb.PostPendingTransferRequest(request_id=rid(), pending_id=hold.id, amount="55"))
+    assert counters(stub, wallet.id) == (0, 55, 0, 100) and counters(stub, shop.id) == (0, 0, 0, 55)
+    assert reason_of(adjust, 10) == "PENDING_ALREADY_POSTED"
+    from tests.invariants import assert_ledger_consistent
+
+    assert_ledger_consistent(database_url)
+
+
+def test_apply_operations_posts_a_clearing_with_its_fees_atomically(stub: Stub) -> None:
+    asset = new_asset(stub)
+    world, merchant, fees = new_account(stub, asset), new_account(stub, asset), new_account(stub, asset)
+    wallet = new_account(stub, asset, no_overdraft=True)
+    transfer(stub, world.id, wallet.id, 100, asset)
+    hold = transfer(stub, wallet.id, merchant.id, 50, asset, pending=True)
+
+    def operations(fee: int) -> list[pb.Operation]:
+        return [
+            pb.Operation(post_pending=pb.PostPendingTransferRequest(request_id=rid(), pending_id=hold.id)),
+            pb.Operation(create_transfer=pb.CreateTransferRequest(
+                request_id=rid(), debit_account_id=wallet.id, credit_account_id=fees.id, amount=str(fee), asset=asset)),
+        ]
+
+    failed = stub.ApplyOperations(pb.ApplyOperationsRequest(request_id=rid(), atomic=True, operations=operations(51)))
+    assert [r.error.reason for r in failed.results] == ["BATCH_ITEM_FAILED", "INSUFFICIENT_FUNDS"]
+    assert stub.GetTransfer(pb.GetTransferRequest(id=hold.id)).state == pb.PENDING
+    ok = stub.ApplyOperations(pb.ApplyOperationsRequest(request_id=rid(), atomic=True, operations=operations(3)))
+    assert [r.transfer.kind for r in ok.results] == [pb.POST_PENDING, pb.SINGLE_PHASE]
+    assert counters(stub, wallet.id) == (0, 53, 0, 100)
+    mixed = stub.ApplyOperations(pb.ApplyOperationsRequest(request_id=rid(), operations=[
+        pb.Operation(void_pending=pb.VoidPendingTransferRequest(request_id=rid(), pending_id=hold.id)),
+        pb.Operation(reverse=pb.ReverseTransferRequest(request_id=rid(), transfer_id=ok.results[1].transfer.id)),
+    ]))
+    assert mixed.results[0].error.reason == "PENDING_ALREADY_POSTED" and mixed.results[1].transfer.amount == "3"

@@ -77,7 +77,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(target=posted, request=requests)
     def remember_posted(self, request: Any) -> Any:
         transfer = request[2]
-        return transfer.id if transfer is not None and transfer.kind != pb.HOLD else multiple()
+        posted_kinds = (pb.SINGLE_PHASE, pb.POST_PENDING, pb.REVERSAL)
+        return transfer.id if transfer is not None and transfer.kind in posted_kinds else multiple()
 
     @rule(target=requests, hold=holds, amount=optional_amounts, post=st.booleans())
     def settle(self, hold: str, amount: int | None, post: bool) -> Any:
@@ -92,6 +93,14 @@ class LedgerMachine(RuleBasedStateMachine):
         expected = self.model.settle(transfer.id if transfer else None, hold, post, amount if post else None)
         assert reason == expected, (reason, expected)
         return (method, request, transfer, reason)
+
+    @rule(target=requests, hold=holds, amount=st.one_of(st.integers(1, 1200), st.just(U128_MAX)))
+    def adjust(self, hold: str, amount: int) -> Any:
+        request = pb.AdjustPendingTransferRequest(request_id=rid(), pending_id=hold, amount=str(amount))
+        transfer, reason = self.send("AdjustPendingTransfer", request)
+        expected = self.model.adjust(hold, amount)
+        assert reason == expected, (reason, expected)
+        return ("AdjustPendingTransfer", request, transfer, reason)
 
     @rule(target=requests, original=st.one_of(posted, holds), amount=optional_amounts)
     def reverse(self, original: str, amount: int | None) -> Any:

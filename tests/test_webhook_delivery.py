@@ -18,7 +18,7 @@ from ledger.v1 import events_pb2, events_service_pb2_grpc, ledger_pb2_grpc, webh
 from ledger_client.webhooks import WebhookVerificationError, verify
 from ledger_server.events.webhooks.retry_schedule import RetrySchedule
 from ledger_server.events.webhooks.url_policy import UrlPolicy
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, open_channel
 from tests.events_api import fast_dispatcher_config, max_sequence, running_dispatcher
 from tests.ledger_api import error_reason, new_account, new_asset, rid, transfer
 from tests.webhook_fixtures import (  # noqa: F401 - fixtures, used by name
@@ -378,7 +378,7 @@ def test_ledger_server_runs_the_dispatcher_in_process(
            "LEDGER_WEBHOOKS_SCHEDULE": "0,50ms,100ms", "LEDGER_WEBHOOKS_POLL": "200ms"}
     server = server_process(webhook_database, extra_env=env).start()
     try:
-        with grpc.insecure_channel(server.target) as channel:
+        with open_channel(server.target) as channel:
             events = events_service_pb2_grpc.LedgerEventsStub(channel)
             endpoint = _endpoint(events, receiver, "/in-process", events_pb2.TRANSFER_POSTED)
             _transfers(ledger_pb2_grpc.LedgerStub(channel), 2)

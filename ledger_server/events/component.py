@@ -11,6 +11,7 @@ import grpc
 from psycopg_pool import ConnectionPool
 
 from ledger.v1 import events_service_pb2, events_service_pb2_grpc
+from ledger_server.access.tenancy import TenantGuard
 from ledger_server.events.feed import OutboxFeed
 from ledger_server.events.metrics import EventsMetrics
 from ledger_server.events.service import LedgerEventsService
@@ -37,7 +38,8 @@ class EventsComponent:
         metrics = EventsMetrics(rpc_metrics.registry)
         self._feed = OutboxFeed(database_url, metrics, config.fallback_poll_s)
         policy = config.url_policy or (config.webhooks.policy if config.webhooks else UrlPolicy.from_env())
-        service = LedgerEventsService(self._feed, pool, metrics, rpc_metrics, policy, config.max_watchers)
+        service = LedgerEventsService(self._feed, pool, metrics, rpc_metrics, policy, config.max_watchers,
+                                      TenantGuard(pool))
         events_service_pb2_grpc.add_LedgerEventsServicer_to_server(service, server)
         self._dispatcher = Dispatcher(database_url, config.webhooks, metrics) if config.webhooks else None
 

@@ -17,6 +17,8 @@ from psycopg_pool import ConnectionPool
 
 from ledger.v1 import events_pb2, events_service_pb2_grpc, webhooks_pb2
 from ledger_server import validation as v
+from ledger_server.access.interceptor import current_principal
+from ledger_server.access.tenancy import TenantGuard
 from ledger_server.errors import LedgerError
 from ledger_server.events.feed import OutboxFeed
 from ledger_server.events.metrics import EventsMetrics
@@ -38,6 +40,10 @@ def _rpc(handler: Handler) -> Handler:
         started = time.perf_counter()
         code = "OK"
         try:
+            if current_principal().tenant is not None:
+                # An endpoint receives every tenant's events: only callers without a tenant manage them.
+                raise LedgerError(grpc.StatusCode.PERMISSION_DENIED, "TENANT_MISMATCH",
+                                  "webhooks carry every tenant's events: a tenant-limited caller may not manage them")
             return handler(self, request, context)
         except LedgerError as error:
             code = error.code.name
@@ -54,8 +60,9 @@ def _rpc(handler: Handler) -> Handler:
 
 class LedgerEventsService(events_service_pb2_grpc.LedgerEventsServicer):
     def __init__(self, feed: OutboxFeed, pool: ConnectionPool[Any], metrics: EventsMetrics, rpc_metrics: Metrics,
-                 policy: UrlPolicy, max_watchers: int) -> None:
+                 policy: UrlPolicy, max_watchers: int, tenants: TenantGuard) -> None:
         self.feed = feed
+        self.tenants = tenants
         self.pool = pool
         self.metrics = metrics
         self.rpc_metrics = rpc_metrics
@@ -80,7 +87,7 @@ class LedgerEventsService(events_service_pb2_grpc.LedgerEventsServicer):
         self, request: events_pb2.WatchEventsRequest, context: grpc.ServicerContext
     ) -> Iterator[events_pb2.LedgerEvent]:
         # Streams are counted by ledger_events_watchers and ledger_events_streamed_total.
-        yield from stream_events(self.feed, self.pool, self.metrics, self.limiter, request, context)
+        yield from stream_events(self.feed, self.pool, self.metrics, self.limiter, self.tenants, request, context)
 
     # -- endpoints --------------------------------------------------------------------------------
 

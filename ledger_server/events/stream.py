@@ -20,6 +20,8 @@ from psycopg_pool import ConnectionPool
 from ledger.v1 import events_pb2
 from ledger_server import queries
 from ledger_server import validation as v
+from ledger_server.access.interceptor import current_principal
+from ledger_server.access.tenancy import TenantGuard
 from ledger_server.errors import LedgerError, invalid, transient
 from ledger_server.events.event_types import KNOWN_EVENT_TYPES
 from ledger_server.events.feed import OutboxFeed, OutboxRow
@@ -141,13 +143,25 @@ def _event(row: OutboxRow) -> events_pb2.LedgerEvent:
     return event
 
 
+def check_tenant(tenants: TenantGuard, wanted: WatchFilter) -> None:
+    """A tenant-limited caller sees only events of its own accounts, which it must name."""
+    tenant = current_principal().tenant
+    if tenant is None:
+        return
+    if not wanted.account_ids:
+        raise LedgerError(grpc.StatusCode.PERMISSION_DENIED, "TENANT_MISMATCH",
+                          "a caller limited to a tenant must name its accounts in account_ids")
+    tenants.check_accounts(tenant, wanted.account_ids)
+
+
 def stream_events(
     feed: OutboxFeed, pool: ConnectionPool[Any], metrics: EventsMetrics, limiter: WatchLimiter,
-    request: events_pb2.WatchEventsRequest, context: grpc.ServicerContext,
+    tenants: TenantGuard, request: events_pb2.WatchEventsRequest, context: grpc.ServicerContext,
 ) -> Iterator[events_pb2.LedgerEvent]:
     """The WatchEvents handler body: validate, then stream until the client goes away."""
     try:
         wanted = watch_filter(request)
+        check_tenant(tenants, wanted)
         limiter.acquire()
     except LedgerError as error:
         context.abort_with_status(error.to_status())

@@ -32,7 +32,7 @@ FROM accounts
 WHERE id = ANY(%(account_ids)s::uuid[]);
 
 -- name: load_holds
-SELECT transfer_id, state, posted_amount::text
+SELECT transfer_id, state, posted_amount::text, amount::text
 FROM holds
 WHERE transfer_id = ANY(%(transfer_ids)s::uuid[]);
 
@@ -86,12 +86,13 @@ SELECT id, debit_id, credit_id, amount, 1, expires_at
 FROM unnest(%(ids)s::uuid[], %(debit_ids)s::uuid[], %(credit_ids)s::uuid[], %(amounts)s::numeric[],
             %(expires_at)s::timestamptz[]) AS u(id, debit_id, credit_id, amount, expires_at);
 
--- name: settle_holds
--- Moves holds out of PENDING; the WHERE clause and the trigger both refuse a second transition.
+-- name: update_holds
+-- The final state of every hold the batch touched (adjusted, posted, voided or expired). Only
+-- PENDING holds can be touched: the WHERE clause and the trigger both refuse a second transition.
 UPDATE holds AS h
-SET state = u.state, posted_amount = u.posted_amount, settled_by = u.settled_by
+SET state = u.state, posted_amount = u.posted_amount, settled_by = u.settled_by, amount = u.amount
 FROM unnest(%(ids)s::uuid[], %(states)s::smallint[], %(posted_amounts)s::numeric[],
-            %(settled_by)s::uuid[]) AS u(id, state, posted_amount, settled_by)
+            %(settled_by)s::uuid[], %(amounts)s::numeric[]) AS u(id, state, posted_amount, settled_by, amount)
 WHERE h.transfer_id = u.id AND h.state = 1;
 
 -- name: update_accounts
@@ -105,11 +106,11 @@ FROM unnest(%(ids)s::uuid[], %(dp)s::numeric[], %(dpo)s::numeric[], %(cp)s::nume
 WHERE a.id = u.id AND a.version = u.old_version;
 
 -- name: insert_outcomes
-INSERT INTO request_outcomes (request_id, operation, request_hash, grpc_code, outcome, created_at)
-SELECT request_id, operation, request_hash, grpc_code, outcome, %(now)s
+INSERT INTO request_outcomes (request_id, operation, request_hash, grpc_code, outcome, caller, created_at)
+SELECT request_id, operation, request_hash, grpc_code, outcome, caller, %(now)s
 FROM unnest(%(request_ids)s::text[], %(operations)s::text[], %(hashes)s::bytea[],
-            %(codes)s::smallint[], %(outcomes)s::bytea[])
-     AS u(request_id, operation, request_hash, grpc_code, outcome);
+            %(codes)s::smallint[], %(outcomes)s::bytea[], %(callers)s::text[])
+     AS u(request_id, operation, request_hash, grpc_code, outcome, caller);
 
 -- name: insert_outbox
 INSERT INTO outbox (event_type, account_ids, payload, created_at)

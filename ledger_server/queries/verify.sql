@@ -53,20 +53,24 @@ LEFT JOIN (SELECT credit_account_id AS id, sum(amount) AS total FROM holds WHERE
 WHERE a.debits_pending <> coalesce(d.total, 0) OR a.credits_pending <> coalesce(c.total, 0);
 
 -- name: holds_inconsistent
--- Each hold is a HOLD transfer; a settled hold has exactly one settling transfer of the right kind.
+-- Each hold is a HOLD transfer; a settled hold has exactly one settling transfer of the right kind;
+-- its current amount is the original plus its adjustments (kinds 7 and 8).
 SELECT h.transfer_id::text AS hold_id, h.state, t.kind AS hold_kind, count(s.id) AS settlements,
        string_agg(s.kind::text, ',') AS settlement_kinds
 FROM holds AS h
 JOIN transfers AS t ON t.id = h.transfer_id
-LEFT JOIN transfers AS s ON s.pending_id = h.transfer_id
-GROUP BY h.transfer_id, h.state, t.kind, h.settled_by, h.posted_amount
+LEFT JOIN transfers AS s ON s.pending_id = h.transfer_id AND s.kind IN (3, 4, 5)
+LEFT JOIN (SELECT pending_id, sum(CASE kind WHEN 7 THEN amount ELSE -amount END) AS delta
+           FROM transfers WHERE kind IN (7, 8) GROUP BY pending_id) AS adj ON adj.pending_id = h.transfer_id
+GROUP BY h.transfer_id, h.state, t.kind, h.settled_by, h.posted_amount, h.amount, t.amount, adj.delta
 HAVING t.kind <> 2
     OR (h.state = 1 AND count(s.id) <> 0)
     OR (h.state <> 1 AND count(s.id) <> 1)
     OR (h.state = 2 AND (min(s.kind) <> 3 OR min(s.amount) <> h.posted_amount))
     OR (h.state = 3 AND min(s.kind) <> 4)
     OR (h.state = 4 AND min(s.kind) <> 5)
-    OR (h.state <> 1 AND h.settled_by IS DISTINCT FROM min(s.id::text)::uuid);
+    OR (h.state <> 1 AND h.settled_by IS DISTINCT FROM min(s.id::text)::uuid)
+    OR h.amount <> t.amount + coalesce(adj.delta, 0);
 
 -- name: entries_not_double
 -- Every transfer has exactly two entries: one debit, one credit, with the same changes.

@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 
 from ledger.v1 import webhooks_pb2
 from ledger_server import pagination, queries
-from ledger_server.errors import invalid, not_found, rejected
+from ledger_server.errors import not_found, rejected
 from ledger_server.events.webhooks import records
 from ledger_server.events.webhooks import requests as r
 
@@ -30,11 +30,7 @@ def list_dead_letters(
     pool: ConnectionPool[Any], endpoint_id: uuid.UUID | None, page_size: int, token: str
 ) -> webhooks_pb2.ListDeadLettersResponse:
     query = ["dead_letters", None if endpoint_id is None else str(endpoint_id)]
-    after = pagination.decode(token, query)
-    try:
-        after_sequence, after_endpoint = (int(after[0]), uuid.UUID(after[1])) if after else (0, uuid.UUID(int=0))
-    except (ValueError, TypeError, IndexError, KeyError):
-        raise invalid("INVALID_PAGE_TOKEN", "page_token is not valid here", field="page_token") from None
+    after_sequence, after_endpoint = pagination.decode(token, query, _dead_letter_key) or (0, uuid.UUID(int=0))
     with pool.connection() as conn:
         rows = conn.execute(Q["list_dead_letters"], {
             "endpoint_id": endpoint_id, "after_sequence": after_sequence, "after_endpoint": after_endpoint,
@@ -51,9 +47,7 @@ def list_attempts(
     pool: ConnectionPool[Any], delivery_id: uuid.UUID, page_size: int, token: str
 ) -> webhooks_pb2.ListDeliveryAttemptsResponse:
     query = ["attempts", str(delivery_id)]
-    after = pagination.decode(token, query) or 0
-    if not isinstance(after, int):
-        raise invalid("INVALID_PAGE_TOKEN", "page_token is not valid here", field="page_token")
+    after = pagination.decode(token, query, pagination.int_key) or 0
     with pool.connection() as conn:
         exists = conn.execute(Q["delivery_exists"], {"id": delivery_id}).fetchone() is not None
         rows = conn.execute(Q["list_attempts"], {
@@ -66,6 +60,13 @@ def list_attempts(
     if len(rows) > page_size:
         response.next_page_token = pagination.encode(rows[page_size - 1][0], query)
     return response
+
+
+def _dead_letter_key(after: Any) -> tuple[int, uuid.UUID]:
+    """[sequence, endpoint_id] of the last dead letter of the previous page (ValueError if malformed)."""
+    if not isinstance(after, list) or len(after) != 2:
+        raise ValueError("not a page key")
+    return pagination.int_key(after[0]), pagination.uuid_key(after[1])
 
 
 def replay(conn: psycopg.Connection[Any], cmd: r.Replay) -> bytes:

@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from ledger.v1 import events_pb2, webhooks_pb2
 from ledger_server import pagination, queries
-from ledger_server.errors import LedgerError, invalid, rejected
+from ledger_server.errors import LedgerError, rejected
 from ledger_server.events.webhooks import records
 from ledger_server.events.webhooks import requests as r
 from ledger_server.events.webhooks.signing import new_secret
@@ -122,7 +122,7 @@ def secret_of_request(pool: ConnectionPool[Any], request_id: str) -> str:
 
 def list_endpoints(pool: ConnectionPool[Any], page_size: int, token: str) -> webhooks_pb2.ListWebhookEndpointsResponse:
     query = ["webhook_endpoints"]
-    after_time, after_id = _page_key(pagination.decode(token, query))
+    after_time, after_id = pagination.decode(token, query, _page_key) or _FIRST_PAGE
     with pool.connection() as conn:
         rows = conn.execute(Q["list_endpoints"], {
             "after_time": after_time, "after_id": after_id, "limit": page_size + 1,
@@ -134,10 +134,14 @@ def list_endpoints(pool: ConnectionPool[Any], page_size: int, token: str) -> web
     return response
 
 
+_FIRST_PAGE = (dt.datetime.min.replace(tzinfo=dt.UTC), uuid.UUID(int=0))
+
+
 def _page_key(after: Any) -> tuple[dt.datetime, uuid.UUID]:
-    if after is None:
-        return dt.datetime.min.replace(tzinfo=dt.UTC), uuid.UUID(int=0)
-    try:
-        return dt.datetime.fromisoformat(after[0]), uuid.UUID(after[1])
-    except (ValueError, TypeError, IndexError, KeyError):
-        raise invalid("INVALID_PAGE_TOKEN", "page_token is not valid here", field="page_token") from None
+    """[created_at, id] of the last endpoint of the previous page (ValueError if malformed)."""
+    if not isinstance(after, list) or len(after) != 2:
+        raise ValueError("not a page key")
+    created_at = dt.datetime.fromisoformat(pagination.text_key(after[0]))
+    if created_at.tzinfo is None:
+        raise ValueError("not a page key")
+    return created_at, pagination.uuid_key(after[1])

@@ -22,6 +22,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HOLD_VOIDED: _ClassVar[EventType]
     HOLD_EXPIRED: _ClassVar[EventType]
     TRANSFER_REVERSED: _ClassVar[EventType]
+    HOLD_ADJUSTED: _ClassVar[EventType]
     WEBHOOK_ENDPOINT_DISABLED: _ClassVar[EventType]
 
 class WebhookDisabledReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
@@ -39,6 +40,7 @@ HOLD_POSTED: EventType
 HOLD_VOIDED: EventType
 HOLD_EXPIRED: EventType
 TRANSFER_REVERSED: EventType
+HOLD_ADJUSTED: EventType
 WEBHOOK_ENDPOINT_DISABLED: EventType
 WEBHOOK_DISABLED_REASON_UNSPECIFIED: WebhookDisabledReason
 WEBHOOK_DISABLED_MANUALLY: WebhookDisabledReason

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from ledger.v1 import admin_pb2 as _admin_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -52,6 +53,17 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SHUTTING_DOWN: _ClassVar[ErrorReason]
     TIMEOUT: _ClassVar[ErrorReason]
     INTERNAL: _ClassVar[ErrorReason]
+    MISSING_CREDENTIALS: _ClassVar[ErrorReason]
+    INVALID_CREDENTIALS: _ClassVar[ErrorReason]
+    MISSING_SCOPE: _ClassVar[ErrorReason]
+    TENANT_MISMATCH: _ClassVar[ErrorReason]
+    RATE_LIMITED: _ClassVar[ErrorReason]
+    INVALID_SCOPE: _ClassVar[ErrorReason]
+    CALLER_NOT_FOUND: _ClassVar[ErrorReason]
+    CALLER_ALREADY_REVOKED: _ClassVar[ErrorReason]
+    CALLER_ALREADY_EXISTS: _ClassVar[ErrorReason]
+    MALFORMED_REQUEST: _ClassVar[ErrorReason]
+    PENDING_AMOUNT_UNCHANGED: _ClassVar[ErrorReason]
     INVALID_URL: _ClassVar[ErrorReason]
     URL_NOT_ALLOWED: _ClassVar[ErrorReason]
     INVALID_EVENT_TYPE: _ClassVar[ErrorReason]
@@ -85,6 +97,8 @@ class TransferKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VOID_PENDING: _ClassVar[TransferKind]
     EXPIRE_PENDING: _ClassVar[TransferKind]
     REVERSAL: _ClassVar[TransferKind]
+    INCREASE_PENDING: _ClassVar[TransferKind]
+    DECREASE_PENDING: _ClassVar[TransferKind]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INVALID_REQUEST_ID: ErrorReason
 INVALID_AMOUNT: ErrorReason
@@ -125,6 +139,17 @@ OVERLOADED: ErrorReason
 SHUTTING_DOWN: ErrorReason
 TIMEOUT: ErrorReason
 INTERNAL: ErrorReason
+MISSING_CREDENTIALS: ErrorReason
+INVALID_CREDENTIALS: ErrorReason
+MISSING_SCOPE: ErrorReason
+TENANT_MISMATCH: ErrorReason
+RATE_LIMITED: ErrorReason
+INVALID_SCOPE: ErrorReason
+CALLER_NOT_FOUND: ErrorReason
+CALLER_ALREADY_REVOKED: ErrorReason
+CALLER_ALREADY_EXISTS: ErrorReason
+MALFORMED_REQUEST: ErrorReason
+PENDING_AMOUNT_UNCHANGED: ErrorReason
 INVALID_URL: ErrorReason
 URL_NOT_ALLOWED: ErrorReason
 INVALID_EVENT_TYPE: ErrorReason
@@ -149,6 +174,8 @@ POST_PENDING: TransferKind
 VOID_PENDING: TransferKind
 EXPIRE_PENDING: TransferKind
 REVERSAL: TransferKind
+INCREASE_PENDING: TransferKind
+DECREASE_PENDING: TransferKind
 
 class Asset(_message.Message):
     __slots__ = ("code", "scale", "created_at")
@@ -520,6 +547,55 @@ class ReverseTransferRequest(_message.Message):
     amount: str
     metadata: _containers.ScalarMap[str, str]
     def __init__(self, request_id: _Optional[str] = ..., transfer_id: _Optional[str] = ..., amount: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class AdjustPendingTransferRequest(_message.Message):
+    __slots__ = ("request_id", "pending_id", "amount", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PENDING_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    pending_id: str
+    amount: str
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, request_id: _Optional[str] = ..., pending_id: _Optional[str] = ..., amount: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Operation(_message.Message):
+    __slots__ = ("create_transfer", "post_pending", "void_pending", "reverse", "adjust_pending")
+    CREATE_TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    POST_PENDING_FIELD_NUMBER: _ClassVar[int]
+    VOID_PENDING_FIELD_NUMBER: _ClassVar[int]
+    REVERSE_FIELD_NUMBER: _ClassVar[int]
+    ADJUST_PENDING_FIELD_NUMBER: _ClassVar[int]
+    create_transfer: CreateTransferRequest
+    post_pending: PostPendingTransferRequest
+    void_pending: VoidPendingTransferRequest
+    reverse: ReverseTransferRequest
+    adjust_pending: AdjustPendingTransferRequest
+    def __init__(self, create_transfer: _Optional[_Union[CreateTransferRequest, _Mapping]] = ..., post_pending: _Optional[_Union[PostPendingTransferRequest, _Mapping]] = ..., void_pending: _Optional[_Union[VoidPendingTransferRequest, _Mapping]] = ..., reverse: _Optional[_Union[ReverseTransferRequest, _Mapping]] = ..., adjust_pending: _Optional[_Union[AdjustPendingTransferRequest, _Mapping]] = ...) -> None: ...
+
+class ApplyOperationsRequest(_message.Message):
+    __slots__ = ("request_id", "operations", "atomic")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    ATOMIC_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    operations: _containers.RepeatedCompositeFieldContainer[Operation]
+    atomic: bool
+    def __init__(self, request_id: _Optional[str] = ..., operations: _Optional[_Iterable[_Union[Operation, _Mapping]]] = ..., atomic: _Optional[bool] = ...) -> None: ...
+
+class ApplyOperationsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[TransferResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[TransferResult, _Mapping]]] = ...) -> None: ...
 
 class GetTransferRequest(_message.Message):
     __slots__ = ("id", "request_id")

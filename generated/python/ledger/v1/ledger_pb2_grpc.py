@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from ledger.v1 import admin_pb2 as ledger_dot_v1_dot_admin__pb2
 from ledger.v1 import ledger_pb2 as ledger_dot_v1_dot_ledger__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -104,6 +105,46 @@ class LedgerStub:
                 request_serializer=ledger_dot_v1_dot_ledger__pb2.GetTransferRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_ledger__pb2.Transfer.FromString,
                 _registered_method=True)
+        self.AdjustPendingTransfer = channel.unary_unary(
+                '/ledger.v1.Ledger/AdjustPendingTransfer',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.AdjustPendingTransferRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.Transfer.FromString,
+                _registered_method=True)
+        self.ApplyOperations = channel.unary_unary(
+                '/ledger.v1.Ledger/ApplyOperations',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.ApplyOperationsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.ApplyOperationsResponse.FromString,
+                _registered_method=True)
+        self.CreateApiKey = channel.unary_unary(
+                '/ledger.v1.Ledger/CreateApiKey',
+                request_serializer=ledger_dot_v1_dot_admin__pb2.CreateApiKeyRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_admin__pb2.CreateApiKeyResponse.FromString,
+                _registered_method=True)
+        self.CreateCertificateCaller = channel.unary_unary(
+                '/ledger.v1.Ledger/CreateCertificateCaller',
+                request_serializer=ledger_dot_v1_dot_admin__pb2.CreateCertificateCallerRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_admin__pb2.Caller.FromString,
+                _registered_method=True)
+        self.RevokeCaller = channel.unary_unary(
+                '/ledger.v1.Ledger/RevokeCaller',
+                request_serializer=ledger_dot_v1_dot_admin__pb2.RevokeCallerRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_admin__pb2.Caller.FromString,
+                _registered_method=True)
+        self.ListCallers = channel.unary_unary(
+                '/ledger.v1.Ledger/ListCallers',
+                request_serializer=ledger_dot_v1_dot_admin__pb2.ListCallersRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_admin__pb2.ListCallersResponse.FromString,
+                _registered_method=True)
+        self.ListAuditRecords = channel.unary_unary(
+                '/ledger.v1.Ledger/ListAuditRecords',
+                request_serializer=ledger_dot_v1_dot_admin__pb2.ListAuditRecordsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_admin__pb2.ListAuditRecordsResponse.FromString,
+                _registered_method=True)
+        self.VerifyLedger = channel.unary_unary(
+                '/ledger.v1.Ledger/VerifyLedger',
+                request_serializer=ledger_dot_v1_dot_admin__pb2.VerifyLedgerRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_admin__pb2.VerifyLedgerResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServicer:
@@ -196,6 +237,59 @@ class LedgerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AdjustPendingTransfer(self, request, context):
+        """Sets a pending hold's amount to a new total (an incremental authorization raises it, a partial
+        authorization reversal lowers it); the limits are checked like a new hold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyOperations(self, request, context):
+        """A batch of mixed operations (create, post, void, reverse, adjust), each with its own request id
+        and result; with `atomic` all commit or none (e.g. a clearing posted with its fee transfers).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateApiKey(self, request, context):
+        """Access control, audit and invariant checks (scope `admin`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCertificateCaller(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeCaller(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCallers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditRecords(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyLedger(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -268,6 +362,46 @@ def add_LedgerServicer_to_server(servicer, server):
                     servicer.GetTransfer,
                     request_deserializer=ledger_dot_v1_dot_ledger__pb2.GetTransferRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_ledger__pb2.Transfer.SerializeToString,
+            ),
+            'AdjustPendingTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdjustPendingTransfer,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.AdjustPendingTransferRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.Transfer.SerializeToString,
+            ),
+            'ApplyOperations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyOperations,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.ApplyOperationsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.ApplyOperationsResponse.SerializeToString,
+            ),
+            'CreateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateApiKey,
+                    request_deserializer=ledger_dot_v1_dot_admin__pb2.CreateApiKeyRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_admin__pb2.CreateApiKeyResponse.SerializeToString,
+            ),
+            'CreateCertificateCaller': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCertificateCaller,
+                    request_deserializer=ledger_dot_v1_dot_admin__pb2.CreateCertificateCallerRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_admin__pb2.Caller.SerializeToString,
+            ),
+            'RevokeCaller': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeCaller,
+                    request_deserializer=ledger_dot_v1_dot_admin__pb2.RevokeCallerRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_admin__pb2.Caller.SerializeToString,
+            ),
+            'ListCallers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCallers,
+                    request_deserializer=ledger_dot_v1_dot_admin__pb2.ListCallersRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_admin__pb2.ListCallersResponse.SerializeToString,
+            ),
+            'ListAuditRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditRecords,
+                    request_deserializer=ledger_dot_v1_dot_admin__pb2.ListAuditRecordsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_admin__pb2.ListAuditRecordsResponse.SerializeToString,
+            ),
+            'VerifyLedger': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyLedger,
+                    request_deserializer=ledger_dot_v1_dot_admin__pb2.VerifyLedgerRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_admin__pb2.VerifyLedgerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -648,6 +782,222 @@ class Ledger:
             '/ledger.v1.Ledger/GetTransfer',
             ledger_dot_v1_dot_ledger__pb2.GetTransferRequest.SerializeToString,
             ledger_dot_v1_dot_ledger__pb2.Transfer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdjustPendingTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/AdjustPendingTransfer',
+            ledger_dot_v1_dot_ledger__pb2.AdjustPendingTransferRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.Transfer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyOperations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/ApplyOperations',
+            ledger_dot_v1_dot_ledger__pb2.ApplyOperationsRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.ApplyOperationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/CreateApiKey',
+            ledger_dot_v1_dot_admin__pb2.CreateApiKeyRequest.SerializeToString,
+            ledger_dot_v1_dot_admin__pb2.CreateApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCertificateCaller(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/CreateCertificateCaller',
+            ledger_dot_v1_dot_admin__pb2.CreateCertificateCallerRequest.SerializeToString,
+            ledger_dot_v1_dot_admin__pb2.Caller.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeCaller(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/RevokeCaller',
+            ledger_dot_v1_dot_admin__pb2.RevokeCallerRequest.SerializeToString,
+            ledger_dot_v1_dot_admin__pb2.Caller.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCallers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/ListCallers',
+            ledger_dot_v1_dot_admin__pb2.ListCallersRequest.SerializeToString,
+            ledger_dot_v1_dot_admin__pb2.ListCallersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/ListAuditRecords',
+            ledger_dot_v1_dot_admin__pb2.ListAuditRecordsRequest.SerializeToString,
+            ledger_dot_v1_dot_admin__pb2.ListAuditRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyLedger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/VerifyLedger',
+            ledger_dot_v1_dot_admin__pb2.VerifyLedgerRequest.SerializeToString,
+            ledger_dot_v1_dot_admin__pb2.VerifyLedgerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,480 @@
+"""`AsyncLedgerClient`: the asyncio SDK on grpc.aio, method for method the same as `LedgerClient`.
+
+Create it inside a running event loop (grpc.aio channels bind to the loop) and close it with
+`await client.close()` or `async with`. Retries, request ids and deadlines follow exactly the
+rules of the blocking client (both delegate every decision to `CallCore`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import message as pb_message
+
+from ledger.v1 import admin_pb2, ledger_pb2_grpc
+from ledger.v1 import ledger_pb2 as pb
+from ledger_client import messages
+from ledger_client.call_core import DEFAULT_TIMEOUT_S, CallCore, RetryObserver, request_id_of
+from ledger_client.channel import DEFAULT_TARGET, ChannelSettings, TlsSettings
+from ledger_client.money import Amount, needs_scale, to_minor_units
+from ledger_client.results import (
+    Account,
+    Asset,
+    AuditRecord,
+    Balance,
+    BatchResult,
+    Caller,
+    Entry,
+    NewApiKey,
+    NewTransfer,
+    Operation,
+    Page,
+    Transfer,
+    Verification,
+)
+from ledger_client.retry import RetryPolicy
+from ledger_client.status_details import error_from_rpc
+
+M = TypeVar("M", bound=pb_message.Message)
+_make_stub: Callable[[Any], Any] = ledger_pb2_grpc.LedgerStub
+
+
+class AsyncLedgerClient:
+    """An asyncio ledger client. Safe to share between tasks of one event loop."""
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        token: str | None = None,
+        tls: TlsSettings | None = None,
+        settings: ChannelSettings | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        on_retry: RetryObserver | None = None,
+        asset_scales: Mapping[str, int] | None = None,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        """Connect to `target`, or use `settings` (TLS, keepalive, ...) or a ready grpc.aio `channel`.
+
+        `asset_scales` ({"USD": 2}) spares the scale lookup that major-unit amounts otherwise need.
+        """
+        if settings is None:
+            settings = ChannelSettings(target=target, token=token, tls=tls)
+        self._core = CallCore(settings, retry or RetryPolicy(), timeout, on_retry, asset_scales)
+        self._owns_channel = channel is None
+        self._channel = settings.open_aio() if channel is None else channel
+        self._stub = _make_stub(self._channel)
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> AsyncLedgerClient:
+        """A client configured from LEDGER_TARGET, LEDGER_API_KEY and LEDGER_TLS_* (docs/sdk.md)."""
+        return cls(settings=ChannelSettings.from_env(), **kwargs)
+
+    async def close(self) -> None:
+        if self._owns_channel:
+            await self._channel.close()
+
+    async def __aenter__(self) -> AsyncLedgerClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- the retry loop ---------------------------------------------------------------------------
+
+    async def _invoke(
+        self, method: str, request: pb_message.Message, response_type: type[M], deadline: float
+    ) -> M:
+        """Send `request` until it succeeds, fails for good, or attempts / deadline run out."""
+        multicallable = getattr(self._stub, method)
+        request_id = request_id_of(request)
+        self._core.check_size(request)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await multicallable(
+                    request, timeout=self._core.attempt_timeout(deadline), metadata=self._core.metadata
+                )
+                assert isinstance(response, response_type), type(response)
+                return response
+            except grpc.RpcError as rpc_error:
+                error = error_from_rpc(rpc_error, request_id=request_id, attempts=attempt)
+                cause: BaseException = rpc_error
+            delay = self._core.delay_before_retry(method, attempt, error, deadline)
+            if delay is None:
+                raise error from cause
+            await asyncio.sleep(delay)
+
+    async def _scale(self, asset: str, deadline: float) -> int:
+        scale = self._core.scales.get(asset)
+        if scale is None:
+            scale = (await self._invoke("GetAsset", pb.GetAssetRequest(code=asset), pb.Asset, deadline)).scale
+            self._core.remember_scale(asset, scale)
+        return scale
+
+    async def _minor(self, amount: Amount, asset: str, deadline: float, field: str = "amount") -> int:
+        scale = await self._scale(asset, deadline) if needs_scale(amount) else None
+        return to_minor_units(amount, scale, field)
+
+    async def _minor_of_transfer(
+        self, amount: Amount | None, transfer_id: str, deadline: float
+    ) -> int | None:
+        if amount is None:
+            return None
+        if not needs_scale(amount):
+            return to_minor_units(amount, None)
+        request = pb.GetTransferRequest(id=transfer_id)
+        asset = (await self._invoke("GetTransfer", request, pb.Transfer, deadline)).asset
+        return await self._minor(amount, asset, deadline)
+
+    # -- assets -----------------------------------------------------------------------------------
+
+    async def create_asset(
+        self, *, code: str, scale: int, request_id: str | None = None, timeout: float | None = None
+    ) -> Asset:
+        deadline = self._core.deadline(timeout)
+        request = messages.create_asset(code=code, scale=scale, request_id=request_id)
+        asset = Asset.from_proto(await self._invoke("CreateAsset", request, pb.Asset, deadline))
+        self._core.remember_scale(asset.code, asset.scale)
+        return asset
+
+    async def get_asset(self, *, code: str, timeout: float | None = None) -> Asset:
+        deadline = self._core.deadline(timeout)
+        response = await self._invoke("GetAsset", pb.GetAssetRequest(code=code), pb.Asset, deadline)
+        asset = Asset.from_proto(response)
+        self._core.remember_scale(asset.code, asset.scale)
+        return asset
+
+    async def list_assets(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> Page[Asset]:
+        deadline = self._core.deadline(timeout)
+        request = pb.ListAssetsRequest(page_size=page_size, page_token=page_token)
+        response = await self._invoke("ListAssets", request, pb.ListAssetsResponse, deadline)
+        return Page(tuple(Asset.from_proto(a) for a in response.assets), response.next_page_token)
+
+    async def iter_assets(self, *, page_size: int = 0, timeout: float | None = None) -> AsyncIterator[Asset]:
+        token = ""
+        while True:
+            page = await self.list_assets(page_size=page_size, page_token=token, timeout=timeout)
+            for item in page:
+                yield item
+            if page.is_last:
+                return
+            token = page.next_page_token
+
+    # -- accounts ---------------------------------------------------------------------------------
+
+    async def create_account(
+        self,
+        *,
+        asset: str,
+        debits_must_not_exceed_credits: bool = False,
+        credits_must_not_exceed_debits: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Account:
+        deadline = self._core.deadline(timeout)
+        request = messages.create_account(
+            asset=asset, debits_must_not_exceed_credits=debits_must_not_exceed_credits,
+            credits_must_not_exceed_debits=credits_must_not_exceed_debits, metadata_=metadata,
+            request_id=request_id,
+        )
+        return Account.from_proto(await self._invoke("CreateAccount", request, pb.Account, deadline))
+
+    async def get_account(self, *, account_id: str, timeout: float | None = None) -> Account:
+        deadline = self._core.deadline(timeout)
+        request = pb.GetAccountRequest(id=account_id)
+        return Account.from_proto(await self._invoke("GetAccount", request, pb.Account, deadline))
+
+    async def list_accounts(
+        self,
+        *,
+        asset: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> Page[Account]:
+        deadline = self._core.deadline(timeout)
+        request = messages.list_accounts(
+            asset=asset, metadata_=metadata, page_size=page_size, page_token=page_token
+        )
+        response = await self._invoke("ListAccounts", request, pb.ListAccountsResponse, deadline)
+        return Page(tuple(Account.from_proto(a) for a in response.accounts), response.next_page_token)
+
+    async def iter_accounts(
+        self,
+        *,
+        asset: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        page_size: int = 0,
+        timeout: float | None = None,
+    ) -> AsyncIterator[Account]:
+        token = ""
+        while True:
+            page = await self.list_accounts(
+                asset=asset, metadata=metadata, page_size=page_size, page_token=token, timeout=timeout
+            )
+            for item in page:
+                yield item
+            if page.is_last:
+                return
+            token = page.next_page_token
+
+    async def get_account_balance(
+        self, *, account_id: str, as_of: dt.datetime | None = None, timeout: float | None = None
+    ) -> Balance:
+        deadline = self._core.deadline(timeout)
+        request = messages.get_account_balance(account_id=account_id, as_of=as_of)
+        response = await self._invoke("GetAccountBalance", request, pb.AccountBalance, deadline)
+        return Balance.from_proto(response)
+
+    async def list_account_entries(
+        self,
+        *,
+        account_id: str,
+        page_size: int = 0,
+        page_token: str = "",
+        start_time: dt.datetime | None = None,
+        end_time: dt.datetime | None = None,
+        timeout: float | None = None,
+    ) -> Page[Entry]:
+        deadline = self._core.deadline(timeout)
+        request = messages.list_account_entries(
+            account_id=account_id, page_size=page_size, page_token=page_token, start_time=start_time,
+            end_time=end_time,
+        )
+        response = await self._invoke("ListAccountEntries", request, pb.ListAccountEntriesResponse, deadline)
+        return Page(tuple(Entry.from_proto(e) for e in response.entries), response.next_page_token)
+
+    async def iter_account_entries(
+        self,
+        *,
+        account_id: str,
+        page_size: int = 0,
+        start_time: dt.datetime | None = None,
+        end_time: dt.datetime | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[Entry]:
+        token = ""
+        while True:
+            page = await self.list_account_entries(
+                account_id=account_id, page_size=page_size, page_token=token, start_time=start_time,
+                end_time=end_time, timeout=timeout,
+            )
+            for item in page:
+                yield item
+            if page.is_last:
+                return
+            token = page.next_page_token
+
+    # -- transfers --------------------------------------------------------------------------------
+
+    async def create_transfer(
+        self,
+        *,
+        debit_account_id: str,
+        credit_account_id: str,
+        amount: Amount,
+        asset: str,
+        pending: bool = False,
+        hold_timeout_seconds: int = 0,
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Transfer:
+        deadline = self._core.deadline(timeout)
+        request = messages.create_transfer(
+            debit_account_id=debit_account_id, credit_account_id=credit_account_id,
+            amount=await self._minor(amount, asset, deadline), asset=asset, pending=pending,
+            hold_timeout_seconds=hold_timeout_seconds, metadata_=metadata, request_id=request_id,
+        )
+        return Transfer.from_proto(await self._invoke("CreateTransfer", request, pb.Transfer, deadline))
+
+    async def create_transfers(
+        self,
+        *,
+        transfers: Sequence[NewTransfer],
+        atomic: bool = False,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> BatchResult:
+        deadline = self._core.deadline(timeout)
+        items = [
+            messages.create_transfer(
+                debit_account_id=t.debit_account_id, credit_account_id=t.credit_account_id,
+                amount=await self._minor(t.amount, t.asset, deadline, f"transfers[{i}].amount"),
+                asset=t.asset,
+                pending=t.pending, hold_timeout_seconds=t.hold_timeout_seconds, metadata_=t.metadata,
+                request_id=t.request_id, field=f"transfers[{i}].request_id",
+            )
+            for i, t in enumerate(transfers)
+        ]
+        request = messages.create_transfers(items=items, atomic=atomic, request_id=request_id)
+        response = await self._invoke("CreateTransfers", request, pb.CreateTransfersResponse, deadline)
+        return BatchResult.from_proto(response, tuple(item.request_id for item in items))
+
+    async def post_pending_transfer(
+        self,
+        *,
+        pending_id: str,
+        amount: Amount | None = None,
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Transfer:
+        deadline = self._core.deadline(timeout)
+        request = messages.post_pending(
+            pending_id=pending_id, amount=await self._minor_of_transfer(amount, pending_id, deadline),
+            metadata_=metadata, request_id=request_id,
+        )
+        return Transfer.from_proto(await self._invoke("PostPendingTransfer", request, pb.Transfer, deadline))
+
+    async def void_pending_transfer(
+        self,
+        *,
+        pending_id: str,
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Transfer:
+        deadline = self._core.deadline(timeout)
+        request = messages.void_pending(pending_id=pending_id, metadata_=metadata, request_id=request_id)
+        return Transfer.from_proto(await self._invoke("VoidPendingTransfer", request, pb.Transfer, deadline))
+
+    async def reverse_transfer(
+        self,
+        *,
+        transfer_id: str,
+        amount: Amount | None = None,
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Transfer:
+        deadline = self._core.deadline(timeout)
+        request = messages.reverse_transfer(
+            transfer_id=transfer_id, amount=await self._minor_of_transfer(amount, transfer_id, deadline),
+            metadata_=metadata, request_id=request_id,
+        )
+        return Transfer.from_proto(await self._invoke("ReverseTransfer", request, pb.Transfer, deadline))
+
+    async def adjust_pending_transfer(
+        self,
+        *,
+        pending_id: str,
+        amount: int,
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Transfer:
+        deadline = self._core.deadline(timeout)
+        request = messages.adjust_pending(
+            pending_id=pending_id, amount=to_minor_units(amount, None), metadata_=metadata, request_id=request_id,
+        )
+        return Transfer.from_proto(await self._invoke("AdjustPendingTransfer", request, pb.Transfer, deadline))
+
+    async def apply_operations(
+        self,
+        *,
+        operations: Sequence[Operation],
+        atomic: bool = False,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> BatchResult:
+        deadline = self._core.deadline(timeout)
+        items = []
+        for index, item in enumerate(operations):
+            amount = None
+            if isinstance(item, NewTransfer):
+                amount = await self._minor(item.amount, item.asset, deadline, f"operations[{index}].amount")
+            items.append(messages.operation(item, index, amount))
+        request = messages.apply_operations(operations=items, atomic=atomic, request_id=request_id)
+        response = await self._invoke("ApplyOperations", request, pb.ApplyOperationsResponse, deadline)
+        return BatchResult.from_proto(response, tuple(messages.operation_request_id(i) for i in items))
+
+    async def get_transfer(
+        self, *, transfer_id: str | None = None, request_id: str | None = None, timeout: float | None = None
+    ) -> Transfer:
+        deadline = self._core.deadline(timeout)
+        request = messages.get_transfer(transfer_id=transfer_id, request_id=request_id)
+        return Transfer.from_proto(await self._invoke("GetTransfer", request, pb.Transfer, deadline))
+
+    # -- access control, audit, verification (scope `admin`) --------------------------------------
+
+    async def create_api_key(
+        self,
+        *,
+        name: str,
+        scopes: Sequence[str],
+        tenant: str | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> NewApiKey:
+        """Issue an API key. Its secret is in the first response only: store it before anything else."""
+        deadline = self._core.deadline(timeout)
+        request = messages.create_api_key(name=name, scopes=scopes, tenant=tenant, request_id=request_id)
+        response = await self._invoke("CreateApiKey", request, admin_pb2.CreateApiKeyResponse, deadline)
+        return NewApiKey.from_proto(response)
+
+    async def create_certificate_caller(
+        self,
+        *,
+        name: str,
+        certificate_subject: str,
+        scopes: Sequence[str],
+        tenant: str | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Caller:
+        """Admit TLS clients whose certificate subject common name is `certificate_subject`."""
+        deadline = self._core.deadline(timeout)
+        request = messages.create_certificate_caller(
+            name=name, certificate_subject=certificate_subject, scopes=scopes, tenant=tenant, request_id=request_id
+        )
+        return Caller.from_proto(await self._invoke("CreateCertificateCaller", request, admin_pb2.Caller, deadline))
+
+    async def revoke_caller(
+        self, *, caller_id: str, request_id: str | None = None, timeout: float | None = None
+    ) -> Caller:
+        deadline = self._core.deadline(timeout)
+        request = admin_pb2.RevokeCallerRequest(request_id=messages.request_id_or_new(request_id), caller_id=caller_id)
+        return Caller.from_proto(await self._invoke("RevokeCaller", request, admin_pb2.Caller, deadline))
+
+    async def list_callers(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> Page[Caller]:
+        deadline = self._core.deadline(timeout)
+        request = admin_pb2.ListCallersRequest(page_size=page_size, page_token=page_token)
+        response = await self._invoke("ListCallers", request, admin_pb2.ListCallersResponse, deadline)
+        return Page(tuple(Caller.from_proto(c) for c in response.callers), response.next_page_token)
+
+    async def list_audit_records(
+        self,
+        *,
+        caller: str | None = None,
+        start_time: dt.datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> Page[AuditRecord]:
+        deadline = self._core.deadline(timeout)
+        request = messages.list_audit_records(
+            caller=caller, start_time=start_time, page_size=page_size, page_token=page_token
+        )
+        response = await self._invoke("ListAuditRecords", request, admin_pb2.ListAuditRecordsResponse, deadline)
+        return Page(tuple(AuditRecord.from_proto(r) for r in response.records), response.next_page_token)
+
+    async def verify_ledger(self, *, timeout: float | None = None) -> Verification:
+        """Check every ledger invariant on the live database (may take a while: pass a timeout)."""
+        deadline = self._core.deadline(timeout)
+        request = admin_pb2.VerifyLedgerRequest()
+        response = await self._invoke("VerifyLedger", request, admin_pb2.VerifyLedgerResponse, deadline)
+        return Verification.from_proto(response)
