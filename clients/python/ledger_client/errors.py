@@ -44,6 +44,8 @@ __all__ = [
     "CreditLimitExceeded",
     "DatabaseUnavailable",
     "DeadlineExceeded",
+    "DeliveryNotFound",
+    "DeliveryPending",
     "ExceedsPendingAmount",
     "ExceedsReversibleAmount",
     "IdempotencyKeyReused",
@@ -52,7 +54,9 @@ __all__ = [
     "InvalidAmount",
     "InvalidAssetCode",
     "InvalidCredentials",
+    "InvalidEventType",
     "InvalidFlags",
+    "InvalidGracePeriod",
     "InvalidId",
     "InvalidMetadata",
     "InvalidPageSize",
@@ -61,8 +65,10 @@ __all__ = [
     "InvalidRequestId",
     "InvalidScale",
     "InvalidScope",
+    "InvalidSequenceRange",
     "InvalidTimeRange",
     "InvalidTimeout",
+    "InvalidUrl",
     "LedgerError",
     "MalformedRequest",
     "MissingCredentials",
@@ -90,6 +96,9 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "UnexpectedStatus",
+    "UrlNotAllowed",
+    "WebhookEndpointNotEnabled",
+    "WebhookEndpointNotFound",
     "build_error",
     "error_class",
     "status_code",
@@ -203,6 +212,28 @@ class MalformedRequest(InvalidRequest):
     REASON = "MALFORMED_REQUEST"
 
 
+class InvalidUrl(InvalidRequest):
+    REASON = "INVALID_URL"
+
+
+class UrlNotAllowed(InvalidRequest):
+    """A webhook URL on a loopback, private, link-local or metadata address, or plain http."""
+
+    REASON = "URL_NOT_ALLOWED"
+
+
+class InvalidEventType(InvalidRequest):
+    REASON = "INVALID_EVENT_TYPE"
+
+
+class InvalidSequenceRange(InvalidRequest):
+    REASON = "INVALID_SEQUENCE_RANGE"
+
+
+class InvalidGracePeriod(InvalidRequest):
+    REASON = "INVALID_GRACE_PERIOD"
+
+
 # -- NOT_FOUND -------------------------------------------------------------------------------------
 
 
@@ -309,6 +340,24 @@ class CallerAlreadyExists(Rejected):
 
 class PendingAmountUnchanged(Rejected):
     REASON = "PENDING_AMOUNT_UNCHANGED"
+
+
+class WebhookEndpointNotFound(Rejected):
+    REASON = "WEBHOOK_ENDPOINT_NOT_FOUND"
+
+
+class WebhookEndpointNotEnabled(Rejected):
+    REASON = "WEBHOOK_ENDPOINT_NOT_ENABLED"
+
+
+class DeliveryNotFound(Rejected, NotFound):
+    """FAILED_PRECONDITION in a replay, NOT_FOUND in a read: catchable as either."""
+
+    REASON = "DELIVERY_NOT_FOUND"
+
+
+class DeliveryPending(Rejected):
+    REASON = "DELIVERY_PENDING"
 
 
 # -- ALREADY_EXISTS ------------------------------------------------------------------------------

@@ -64,6 +64,15 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CALLER_ALREADY_EXISTS: _ClassVar[ErrorReason]
     MALFORMED_REQUEST: _ClassVar[ErrorReason]
     PENDING_AMOUNT_UNCHANGED: _ClassVar[ErrorReason]
+    INVALID_URL: _ClassVar[ErrorReason]
+    URL_NOT_ALLOWED: _ClassVar[ErrorReason]
+    INVALID_EVENT_TYPE: _ClassVar[ErrorReason]
+    INVALID_SEQUENCE_RANGE: _ClassVar[ErrorReason]
+    INVALID_GRACE_PERIOD: _ClassVar[ErrorReason]
+    WEBHOOK_ENDPOINT_NOT_FOUND: _ClassVar[ErrorReason]
+    WEBHOOK_ENDPOINT_NOT_ENABLED: _ClassVar[ErrorReason]
+    DELIVERY_NOT_FOUND: _ClassVar[ErrorReason]
+    DELIVERY_PENDING: _ClassVar[ErrorReason]
 
 class Side(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -141,6 +150,15 @@ CALLER_ALREADY_REVOKED: ErrorReason
 CALLER_ALREADY_EXISTS: ErrorReason
 MALFORMED_REQUEST: ErrorReason
 PENDING_AMOUNT_UNCHANGED: ErrorReason
+INVALID_URL: ErrorReason
+URL_NOT_ALLOWED: ErrorReason
+INVALID_EVENT_TYPE: ErrorReason
+INVALID_SEQUENCE_RANGE: ErrorReason
+INVALID_GRACE_PERIOD: ErrorReason
+WEBHOOK_ENDPOINT_NOT_FOUND: ErrorReason
+WEBHOOK_ENDPOINT_NOT_ENABLED: ErrorReason
+DELIVERY_NOT_FOUND: ErrorReason
+DELIVERY_PENDING: ErrorReason
 SIDE_UNSPECIFIED: Side
 DEBIT: Side
 CREDIT: Side
