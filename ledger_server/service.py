@@ -20,6 +20,7 @@ from google.protobuf import timestamp_pb2
 from ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from ledger_server import commands as c
 from ledger_server import validation as v
+from ledger_server.chain_service import CHAIN_RPCS, ChainRpcs
 from ledger_server.errors import LedgerError, invalid
 from ledger_server.group_commit import GroupCommitter
 from ledger_server.metrics import Metrics
@@ -60,7 +61,7 @@ def _time(stamp: timestamp_pb2.Timestamp, field: str) -> dt.datetime:
         raise invalid("INVALID_TIME_RANGE", f"{field} is not a valid timestamp", field=field) from None
 
 
-class LedgerService(ledger_pb2_grpc.LedgerServicer):
+class LedgerService(ChainRpcs, ledger_pb2_grpc.LedgerServicer):
     def __init__(self, committer: GroupCommitter, reads: Reads, metrics: Metrics, commit_timeout_s: float) -> None:
         self.committer = committer
         self.reads = reads
@@ -172,3 +173,8 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         if key == "request_id":
             return self.reads.get_transfer(None, v.request_id(request.request_id))
         raise invalid("MISSING_FIELD", "id or request_id is required", field="key")
+
+
+# Chain RPCs (ledger_server/chain_service.py), wrapped like every handler above.
+for _name in CHAIN_RPCS:
+    setattr(LedgerService, _name, _rpc(getattr(ChainRpcs, _name)))

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from ledger.v1 import chain_pb2 as _chain_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -52,6 +53,14 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SHUTTING_DOWN: _ClassVar[ErrorReason]
     TIMEOUT: _ClassVar[ErrorReason]
     INTERNAL: _ClassVar[ErrorReason]
+    INVALID_CHAIN_ID: _ClassVar[ErrorReason]
+    INVALID_CHAIN_ADDRESS: _ClassVar[ErrorReason]
+    INVALID_CONFIRMATIONS: _ClassVar[ErrorReason]
+    CHAIN_ASSET_NOT_FOUND: _ClassVar[ErrorReason]
+    CHAIN_ASSET_CONFLICT: _ClassVar[ErrorReason]
+    DEPOSIT_ADDRESS_TAKEN: _ClassVar[ErrorReason]
+    DECIMALS_MISMATCH: _ClassVar[ErrorReason]
+    INVALID_OMNIBUS_ACCOUNT: _ClassVar[ErrorReason]
 
 class Side(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -116,6 +125,14 @@ OVERLOADED: ErrorReason
 SHUTTING_DOWN: ErrorReason
 TIMEOUT: ErrorReason
 INTERNAL: ErrorReason
+INVALID_CHAIN_ID: ErrorReason
+INVALID_CHAIN_ADDRESS: ErrorReason
+INVALID_CONFIRMATIONS: ErrorReason
+CHAIN_ASSET_NOT_FOUND: ErrorReason
+CHAIN_ASSET_CONFLICT: ErrorReason
+DEPOSIT_ADDRESS_TAKEN: ErrorReason
+DECIMALS_MISMATCH: ErrorReason
+INVALID_OMNIBUS_ACCOUNT: ErrorReason
 SIDE_UNSPECIFIED: Side
 DEBIT: Side
 CREDIT: Side
