@@ -10,9 +10,8 @@ from typing import Any
 
 import psycopg
 
-from ledger.v1 import chain_pb2
+from ledger.v1 import chain_pb2, ledger_pb2_grpc
 from ledger.v1 import ledger_pb2 as pb
-from ledger.v1 import ledger_pb2_grpc
 from ledger_chain import leadership
 from ledger_chain.deposit_store import DepositStore
 from ledger_chain.ledger_gateway import LedgerGateway

@@ -10,8 +10,9 @@ import time
 from typing import Any
 
 from eth_account import Account
+from eth_typing import HexStr
 from web3 import HTTPProvider, Web3
-from web3.types import RPCEndpoint
+from web3.types import RPCEndpoint, Wei
 
 from tests.conftest import ROOT, free_port
 
@@ -92,7 +93,7 @@ class Anvil:
 
     def send_eth(self, sender: int, to: str, value: int) -> str:
         tx_hash = self.w3.eth.send_transaction({
-            "from": self.accounts[sender], "to": Web3.to_checksum_address(to), "value": value,
+            "from": self.accounts[sender], "to": Web3.to_checksum_address(to), "value": Wei(value),
         })
         return "0x" + bytes(tx_hash).hex()
 
@@ -109,7 +110,7 @@ class Anvil:
         return int(self.w3.eth.get_transaction_count(self.keys[key].address, "pending"))
 
     def receipt(self, tx_hash: str) -> Any:
-        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=10)
+        return self.w3.eth.wait_for_transaction_receipt(HexStr(tx_hash), timeout=10)
 
 
 class Token:

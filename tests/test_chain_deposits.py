@@ -8,9 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledger.v1 import chain_pb2
+from ledger.v1 import chain_pb2, ledger_pb2_grpc
 from ledger.v1 import ledger_pb2 as pb
-from ledger.v1 import ledger_pb2_grpc
 from ledger_server.server import LedgerServer
 from tests.chain_env import ChainEnv, random_address
 from tests.invariants import assert_ledger_consistent
