@@ -15,6 +15,7 @@ an alert either way).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from dataclasses import dataclass
@@ -100,10 +101,11 @@ class Watcher:
 
     def run(self, database_url: str, stop: threading.Event) -> None:
         """Lead (or stand by), work, back off on failures; returns when `stop` is set."""
-        backoff = Backoff(max_s=self.config.backoff_max_s)
+        backoff = Backoff(base_s=min(0.5, self.config.backoff_max_s), max_s=self.config.backoff_max_s)
+        name = f"ledger-chain-watcher:{self.config.chain_id}:{os.getpid()}"  # who leads, in pg_stat_activity
         while not stop.is_set():
             try:
-                with leadership.connect(database_url, f"ledger-chain-watcher:{self.config.chain_id}") as conn:
+                with leadership.connect(database_url, name) as conn:
                     self._lead(conn, stop, backoff)
             except (psycopg.OperationalError, StaleCheckpointError) as error:
                 self.metrics.leader.set(0)

@@ -39,6 +39,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between head checks at the tip")
     parser.add_argument("--range-max", type=int, default=100, help="blocks per read / eth_getLogs range")
     parser.add_argument("--keep-blocks", type=int, default=512, help="block hashes kept: the deepest reorg handled")
+    parser.add_argument("--standby-poll", type=float, default=1.0,
+                        help="seconds between a standby's attempts to take over")
     parser.add_argument("--backoff-max", type=float, default=30.0, help="longest wait after node failures (s)")
     parser.add_argument("--rpc-timeout", type=float, default=10.0, help="per-request node timeout (s)")
     parser.add_argument("--metrics-listen", default=env("LEDGER_CHAIN_METRICS_LISTEN"),
@@ -56,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = WatcherConfig(
         chain_id=args.chain_id, start_block=args.start_block, poll_interval_s=args.poll_interval,
         range_max=args.range_max, keep_blocks=args.keep_blocks, backoff_max_s=args.backoff_max,
+        standby_poll_s=args.standby_poll,
     )
     metrics = WatcherMetrics()
     if args.metrics_listen:
