@@ -3,6 +3,7 @@ off and reports it (metrics, logs), never crashes and never skips a block."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -88,8 +89,8 @@ def test_a_down_or_slow_node_makes_the_watcher_back_off_and_resume_without_skipp
                 env.node.send_eth(1, address, value)
             env.node.mine(3)
             wait_for(lambda: watcher.metrics.node_up._value.get() == 0)
-            wait_for(lambda: watcher.metrics.node_errors.labels("NodeUnavailableError")._value.get()
-                     >= errors_before + 3)
+            wait_for(lambda floor=errors_before + 3: (  # type: ignore[misc]
+                watcher.metrics.node_errors.labels("NodeUnavailableError")._value.get() >= floor))
             assert watcher.metrics.backoff_seconds._value.get() > 0
             assert runner.is_alive()
             proxy.down, proxy.delay_s = False, 0.0
@@ -110,5 +111,5 @@ def test_a_down_or_slow_node_makes_the_watcher_back_off_and_resume_without_skipp
             "SELECT number, hash, parent_hash FROM chain_blocks WHERE chain_id = %s ORDER BY number", (env.chain_id,)
         ).fetchall()
     assert [r[0] for r in rows] == list(range(rows[0][0], rows[-1][0] + 1))
-    assert all(child[2] == parent[1] for parent, child in zip(rows, rows[1:], strict=False))
+    assert all(child[2] == parent[1] for parent, child in itertools.pairwise(rows))
     assert_ledger_consistent(env.database_url)
