@@ -9,6 +9,8 @@ import uuid
 from typing import Any
 
 import psycopg
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
 from ledger.v1 import chain_pb2, ledger_pb2_grpc
 from ledger.v1 import ledger_pb2 as pb
@@ -16,7 +18,9 @@ from ledger_chain import leadership
 from ledger_chain.deposit_store import DepositStore
 from ledger_chain.ledger_gateway import LedgerGateway
 from ledger_chain.node import EthNode
+from ledger_chain.signer import Signer, SignerConfig
 from ledger_chain.watcher import Watcher, WatcherConfig
+from ledger_chain.withdrawal_store import WithdrawalStore
 from tests.chain_node import Anvil, Token
 from tests.ledger_api import new_account, new_asset, rid
 
@@ -113,6 +117,66 @@ class ChainEnv:
             if not watcher.work(store):
                 return
         raise AssertionError("the watcher did not catch up")
+
+
+class SignerEnv:
+    """A hot wallet (funded on chain) and its signer, driven one unit of work at a time."""
+
+    def __init__(self, env: ChainEnv, **config: Any) -> None:
+        self.env = env
+        self.wallet: LocalAccount = Account.create()
+        env.node.rpc("anvil_setBalance", [self.wallet.address, hex(100 * 10**18)])
+        env.token.mint(self.wallet.address, 10**12)
+        gateway = LedgerGateway(env.ledger_target)
+        env._gateways.append(gateway)
+        settings: dict[str, Any] = {"poll_interval_s": 0.05, "stuck_after_s": 3600, "drop_after_s": 3600, **config}
+        self.signer = Signer(SignerConfig(chain_id=env.chain_id, **settings), EthNode(env.node.url), gateway,
+                             self.wallet)
+        self.store = self.new_store()
+
+    def new_store(self) -> WithdrawalStore:
+        conn = leadership.connect(self.env.database_url, "chain-test-signer")
+        self.env._connections.append(conn)
+        return WithdrawalStore(conn, self.env.chain_id)
+
+    def customer(self, asset: str, amount: int) -> str:
+        """A no-overdraft account holding `amount` (credited from the omnibus, like a deposit)."""
+        account = new_account(self.env.stub, asset, no_overdraft=True)
+        self.env.stub.CreateTransfer(pb.CreateTransferRequest(
+            request_id=rid("fund"), debit_account_id=self.env.omnibus[asset], credit_account_id=account.id,
+            amount=str(amount), asset=asset,
+        ))
+        return account.id
+
+    def withdraw(self, account_id: str, asset: str, amount: int, to: str | None = None,
+                 request_id: str | None = None) -> chain_pb2.Withdrawal:
+        created: chain_pb2.Withdrawal = self.env.stub.CreateWithdrawal(chain_pb2.CreateWithdrawalRequest(
+            request_id=request_id or rid("withdrawal"), account_id=account_id, chain_id=self.env.chain_id,
+            to_address=to or random_address(), asset=asset, amount=str(amount),
+        ))
+        return created
+
+    def get(self, withdrawal_id: str) -> chain_pb2.Withdrawal:
+        found: chain_pb2.Withdrawal = self.env.stub.GetWithdrawal(chain_pb2.GetWithdrawalRequest(id=withdrawal_id))
+        return found
+
+    def work(self, times: int = 1) -> None:
+        for _ in range(times):
+            self.signer.work(self.store)
+
+    def settle(self, withdrawal_id: str, steps_max: int = 50) -> chain_pb2.Withdrawal:
+        """Work and mine until the withdrawal is final (POSTED, FAILED or REJECTED)."""
+        for _ in range(steps_max):
+            self.signer.work(self.store)
+            found = self.get(withdrawal_id)
+            if found.state in (chain_pb2.WITHDRAWAL_POSTED, chain_pb2.WITHDRAWAL_FAILED,
+                               chain_pb2.WITHDRAWAL_REJECTED):
+                return found
+            self.env.node.mine(1)
+        raise AssertionError(f"withdrawal {withdrawal_id} did not settle: {self.get(withdrawal_id)}")
+
+    def next_nonce(self) -> int:
+        return self.store.next_nonce(self.wallet.address.lower())
 
 
 def deposit_key(deposit: chain_pb2.ChainDeposit) -> tuple[str, str]:
