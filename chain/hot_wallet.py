@@ -42,7 +42,7 @@ def load_hot_wallet(
     raise KeyUnavailableError(f"no key: give --keystore (password in {KEYSTORE_PASSWORD_ENV}) or {PRIVATE_KEY_ENV}")
 
 
-def write_keystore(account: LocalAccount, password: str, path: pathlib.Path) -> None:
-    """Encrypt a key into a keystore file (scrypt), e.g. for `ledger-chain-signer --new-keystore`."""
-    path.write_text(json.dumps(Account.encrypt(account.key, password)))
+def write_keystore(account: LocalAccount, password: str, path: pathlib.Path, scrypt_n: int | None = None) -> None:
+    """Encrypt a key into a keystore file (scrypt; its default cost unless `scrypt_n` is given)."""
+    path.write_text(json.dumps(Account.encrypt(account.key, password, iterations=scrypt_n)))
     path.chmod(0o600)
