@@ -64,19 +64,17 @@ def commit_once(
     unique keys) and the loser retries, which replays the winner's outcome.
     """
     for attempt in range(ATTEMPTS_MAX):
+        not_final: list[LedgerError] = []
         try:
             with pool.connection() as conn, conn.transaction():
                 replay = stored_outcome(conn, command)
                 if replay is not None:
                     return replay
-                try:
-                    with conn.transaction():
-                        result = write(conn)
-                except LedgerError as error:
-                    result = error
+                result = _in_savepoint(conn, write)
                 if isinstance(result, LedgerError):
-                    if not result.is_final:
-                        raise result
+                    if not result.is_final:  # answered, never remembered: roll everything back
+                        not_final.append(result)
+                        raise _Rollback()
                     outcome = Outcome.of_error(result)
                 else:
                     outcome = Outcome(0, result.SerializeToString())
@@ -85,6 +83,8 @@ def commit_once(
                     "request_hash": command.request_hash(), "grpc_code": outcome.code, "outcome": outcome.payload,
                 })
                 return outcome
+        except _Rollback:
+            return Outcome.of_error(not_final[0])
         except (pg_errors.UniqueViolation, pg_errors.SerializationFailure, pg_errors.DeadlockDetected):
             time.sleep(random.uniform(0, 0.01 * 2**attempt))
         except psycopg.OperationalError:
@@ -92,6 +92,26 @@ def commit_once(
                 grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable; retry"
             ) from None
     raise transient(grpc.StatusCode.ABORTED, "SERIALIZATION_RETRIES_EXHAUSTED", "too much contention; retry")
+
+
+class _Rollback(Exception):
+    """Rolls a savepoint back (LedgerError, a frozen dataclass, cannot pass through a context manager)."""
+
+
+def _in_savepoint(
+    conn: psycopg.Connection[Any], write: Callable[[psycopg.Connection[Any]], pb_message.Message | LedgerError]
+) -> pb_message.Message | LedgerError:
+    """`write` in a savepoint; a LedgerError it raises comes back as a value, its writes undone."""
+    refusal: list[LedgerError] = []
+    try:
+        with conn.transaction():
+            try:
+                return write(conn)
+            except LedgerError as error:
+                refusal.append(error)
+                raise _Rollback() from None
+    except _Rollback:
+        return refusal[0]
 
 
 def chain_asset_message(row: tuple[Any, ...]) -> chain_pb2.ChainAsset:
