@@ -74,7 +74,7 @@ def commit_once(
                 if isinstance(result, LedgerError):
                     if not result.is_final:  # answered, never remembered: roll everything back
                         not_final.append(result)
-                        raise _Rollback()
+                        raise _RollbackError()
                     outcome = Outcome.of_error(result)
                 else:
                     outcome = Outcome(0, result.SerializeToString())
@@ -83,7 +83,7 @@ def commit_once(
                     "request_hash": command.request_hash(), "grpc_code": outcome.code, "outcome": outcome.payload,
                 })
                 return outcome
-        except _Rollback:
+        except _RollbackError:
             return Outcome.of_error(not_final[0])
         except (pg_errors.UniqueViolation, pg_errors.SerializationFailure, pg_errors.DeadlockDetected):
             time.sleep(random.uniform(0, 0.01 * 2**attempt))
@@ -94,7 +94,7 @@ def commit_once(
     raise transient(grpc.StatusCode.ABORTED, "SERIALIZATION_RETRIES_EXHAUSTED", "too much contention; retry")
 
 
-class _Rollback(Exception):
+class _RollbackError(Exception):
     """Rolls a savepoint back (LedgerError, a frozen dataclass, cannot pass through a context manager)."""
 
 
@@ -109,8 +109,8 @@ def _in_savepoint(
                 return write(conn)
             except LedgerError as error:
                 refusal.append(error)
-                raise _Rollback() from None
-    except _Rollback:
+                raise _RollbackError() from None
+    except _RollbackError:
         return refusal[0]
 
 
