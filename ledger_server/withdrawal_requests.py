@@ -61,12 +61,13 @@ class WithdrawalRequests:
     def create(self, cmd: CreateWithdrawal, timeout_s: float) -> Outcome:
         with self._pool.connection() as conn:
             replay = stored_outcome(conn, cmd)
-            if replay is not None:
-                return replay
-            refusal = _precondition(conn, cmd)
-            if refusal is not None:
-                return commit_once(self._pool, cmd, lambda _conn: refusal)
-            row = _record(conn, cmd)
+            refusal = _precondition(conn, cmd) if replay is None else None
+            row = _record(conn, cmd) if replay is None and refusal is None else None
+        if replay is not None:
+            return replay
+        if refusal is not None:
+            return commit_once(self._pool, cmd, lambda _conn: refusal)
+        assert row is not None
         if row[2] is not None and bytes(row[2]) != cmd.request_hash():
             return Outcome.of_error(idempotency_key_reused(cmd.request_id, cmd.operation))
         withdrawal_id, omnibus = row[0], row[1]

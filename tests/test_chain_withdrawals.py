@@ -5,9 +5,11 @@ restart mid-send. The signer runs in-process, one unit of work at a time."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 
 import grpc
+import psycopg
 import pytest
 from eth_account import Account
 from web3.types import TxParams, Wei
@@ -15,6 +17,7 @@ from web3.types import TxParams, Wei
 from ledger.v1 import chain_pb2, ledger_pb2_grpc
 from ledger.v1 import ledger_pb2 as pb
 from ledger_chain.signer import Signer
+from ledger_server.chain_validation import CreateWithdrawal
 from ledger_server.server import LedgerServer
 from tests.chain_env import ChainEnv, SignerEnv, random_address
 from tests.invariants import assert_ledger_consistent
@@ -224,4 +227,29 @@ def test_the_nonce_manager_survives_a_restart_mid_send(env: ChainEnv, monkeypatc
     assert final[0].tx_hash == stored.tx_hash  # the stored bytes were sent, not a new transaction
     assert sorted(w.nonce for w in final) == [0, 1, 2]
     assert env.node.w3.eth.get_transaction_count(hot.wallet.address) == 3 == restarted.next_nonce()
+    assert_ledger_consistent(env.database_url)
+
+
+def test_a_withdrawal_abandoned_before_its_hold_is_finished_by_the_signer(env: ChainEnv) -> None:
+    """CreateWithdrawal died after recording the request, before the hold: the signer places the
+    hold (same request id as the server would use) and a retry of the call answers the result."""
+    hot = SignerEnv(env, abandoned_after_s=0)
+    customer = hot.customer(env.eth, 10 * ETHER)
+    request_id, to = rid("withdrawal"), random_address()
+    command = CreateWithdrawal(request_id, uuid.UUID(customer), env.chain_id, to, env.eth, ETHER)
+    withdrawal_id = uuid.uuid4()
+    with psycopg.connect(env.database_url) as conn:
+        conn.execute(
+            "INSERT INTO withdrawals (id, request_id, request_hash, account_id, chain_id, asset, to_address, amount,"
+            " state, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1, now(), now())",
+            (withdrawal_id, request_id, command.request_hash(), customer, env.chain_id, env.eth, to, ETHER),
+        )
+    hot.work()
+    held = hot.get(str(withdrawal_id))
+    assert held.state in (chain_pb2.WITHDRAWAL_HELD, chain_pb2.WITHDRAWAL_MINED) and held.hold_id
+    retried = hot.withdraw(customer, env.eth, ETHER, to=to, request_id=request_id)
+    assert retried.id == str(withdrawal_id) and retried.hold_id == held.hold_id
+    final = hot.settle(str(withdrawal_id))
+    assert final.state == chain_pb2.WITHDRAWAL_POSTED
+    assert account_of(env, customer).debits_posted == str(ETHER)
     assert_ledger_consistent(env.database_url)
