@@ -13,6 +13,7 @@ from google.protobuf import timestamp_pb2
 
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
+from tests.chain_bad_input import chain_cases
 from tests.ledger_api import error_reason, new_account, new_asset, rid, transfer
 
 TABLES = ("assets", "accounts", "transfers", "entries", "holds", "request_outcomes", "outbox")
@@ -121,6 +122,7 @@ def cases(w: dict[str, str]) -> Iterator[tuple[str, Any, grpc.StatusCode, str]]:
     yield "GetTransfer", pb.GetTransferRequest(id="x"), invalid, "INVALID_ID"
     yield "GetTransfer", pb.GetTransferRequest(id=MISSING), grpc.StatusCode.NOT_FOUND, "TRANSFER_NOT_FOUND"
     yield "GetTransfer", pb.GetTransferRequest(request_id=""), invalid, "INVALID_REQUEST_ID"
+    yield from chain_cases(w)  # the chain RPCs (tests/chain_bad_input.py)
 
 
 def test_every_rpc_refuses_bad_input_and_writes_nothing(
