@@ -126,8 +126,9 @@ class Signer:
         while not stop.is_set():
             try:
                 more = self.work(store)
-            except (NodeUnavailableError, NodeError, LedgerUnavailableError) as error:
-                self.metrics.node_up.set(0 if not isinstance(error, LedgerUnavailableError) else 1)
+            except (NodeUnavailableError, NodeError, LedgerUnavailableError, LedgerRejectedError) as error:
+                if isinstance(error, NodeUnavailableError | NodeError):
+                    self.metrics.node_up.set(0)
                 self.metrics.node_errors.labels(type(error).__name__).inc()
                 delay = backoff.next_delay()
                 log.warning("%s: %s; backing off %.1fs", type(error).__name__, error, delay)

@@ -125,7 +125,8 @@ class Watcher:
         while not stop.is_set():
             try:
                 more = self.work(store)
-            except (NodeUnavailableError, NodeError, LedgerUnavailableError, ReorgTooDeepError) as error:
+            except (NodeUnavailableError, NodeError, LedgerUnavailableError, LedgerRejectedError,
+                    ReorgTooDeepError) as error:
                 self._back_off(error, backoff, stop)
                 continue
             except ChainMovedError as error:

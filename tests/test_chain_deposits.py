@@ -4,12 +4,17 @@ tests/test_chain_watcher_process.py runs it as real processes."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from ledger.v1 import chain_pb2, ledger_pb2_grpc
 from ledger.v1 import ledger_pb2 as pb
+from ledger_chain.deposit_store import DepositStore, StaleCheckpointError
+from ledger_chain.scanner import ChainMovedError
+from ledger_chain.watcher import Watcher
 from ledger_server.server import LedgerServer
 from tests.chain_env import ChainEnv, random_address
 from tests.invariants import assert_ledger_consistent
@@ -207,3 +212,41 @@ def test_deposit_rpcs_refuse_bad_filters(env: ChainEnv) -> None:
             env.stub.ListChainDeposits(request)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert error_reason(caught.value) in {"MISSING_FIELD", "INVALID_ID", "INVALID_CHAIN_ADDRESS"}
+
+
+def test_two_watchers_without_leadership_still_credit_each_deposit_once(env: ChainEnv) -> None:
+    """Defence in depth: even if two watchers wrote at once (leadership normally prevents it), the
+    guarded checkpoint and the deterministic request ids keep every credit single."""
+    targets = [env.deposit_account(env.eth) for _ in range(3)]
+    expected = dict.fromkeys((account for _, account in targets), 0)
+    stop = threading.Event()
+    conflicts: list[str] = []
+
+    def run(watcher: Watcher, store: DepositStore) -> None:
+        while not stop.is_set():
+            try:
+                watcher.work(store)
+            except (StaleCheckpointError, ChainMovedError) as error:
+                conflicts.append(type(error).__name__)
+
+    threads = [threading.Thread(target=run, args=(env.watcher(), env.store()), daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for round_number in range(12):
+            address, account = targets[round_number % 3]
+            env.node.send_eth(1 + round_number % 4, address, 1000 + round_number)
+            expected[account] += 1000 + round_number
+            time.sleep(0.05)
+        env.node.mine(env.confirmations)
+        deadline = time.monotonic() + 30
+        while any(env.balance(a) != amount for a, amount in expected.items()):
+            assert time.monotonic() < deadline, {a: env.balance(a) for a in expected}
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    credits = env.credits_by_request_id()
+    assert len(credits) == 12 and set(credits.values()) == {1}
+    assert_ledger_consistent(env.database_url)
