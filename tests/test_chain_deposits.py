@@ -4,6 +4,8 @@ tests/test_chain_watcher_process.py runs it as real processes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -250,3 +252,27 @@ def test_two_watchers_without_leadership_still_credit_each_deposit_once(env: Cha
     credits = env.credits_by_request_id()
     assert len(credits) == 12 and set(credits.values()) == {1}
     assert_ledger_consistent(env.database_url)
+
+
+def test_a_deposit_the_ledger_cannot_hold_is_rejected_with_an_alert(env: ChainEnv) -> None:
+    address, account = env.deposit_account(env.usd)
+    huge = 2**130  # a valid uint256, above the ledger's 2^128-1
+    env.token.mint(address, huge)
+    env.token.mint(address, 5)
+    env.node.mine(3)
+    watcher, store = env.watcher(), env.store()
+    env.sync(watcher, store)
+    by_amount = {d.amount: d for d in env.deposits(account_id=account)}
+    assert by_amount[str(huge)].state == chain_pb2.REJECTED
+    assert by_amount["5"].state == chain_pb2.CREDITED and env.balance(account) == 5
+    alert = env.alerts()[0]
+    assert alert.kind == "credit_rejected" and alert.details["reason"] == "INVALID_AMOUNT"
+
+
+def test_the_watcher_command_refuses_a_node_of_another_chain(env: ChainEnv) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ledger_chain.watcher_main", "--rpc-url", env.node.url,
+         "--chain-id", str(env.chain_id + 1), "--ledger-target", env.ledger_target, "--database-url", env.database_url],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2 and "serves chain" in done.stderr
