@@ -41,11 +41,15 @@ __all__ = [
     "CallerAlreadyRevoked",
     "CallerNotFound",
     "Cancelled",
+    "ChainAssetConflict",
+    "ChainAssetNotFound",
     "CreditLimitExceeded",
     "DatabaseUnavailable",
     "DeadlineExceeded",
+    "DecimalsMismatch",
     "DeliveryNotFound",
     "DeliveryPending",
+    "DepositAddressTaken",
     "ExceedsPendingAmount",
     "ExceedsReversibleAmount",
     "IdempotencyKeyReused",
@@ -53,12 +57,16 @@ __all__ = [
     "Internal",
     "InvalidAmount",
     "InvalidAssetCode",
+    "InvalidChainAddress",
+    "InvalidChainId",
+    "InvalidConfirmations",
     "InvalidCredentials",
     "InvalidEventType",
     "InvalidFlags",
     "InvalidGracePeriod",
     "InvalidId",
     "InvalidMetadata",
+    "InvalidOmnibusAccount",
     "InvalidPageSize",
     "InvalidPageToken",
     "InvalidRequest",
@@ -216,6 +224,18 @@ class InvalidUrl(InvalidRequest):
     REASON = "INVALID_URL"
 
 
+class InvalidChainId(InvalidRequest):
+    REASON = "INVALID_CHAIN_ID"
+
+
+class InvalidChainAddress(InvalidRequest):
+    REASON = "INVALID_CHAIN_ADDRESS"
+
+
+class InvalidConfirmations(InvalidRequest):
+    REASON = "INVALID_CONFIRMATIONS"
+
+
 class UrlNotAllowed(InvalidRequest):
     """A webhook URL on a loopback, private, link-local or metadata address, or plain http."""
 
@@ -340,6 +360,26 @@ class CallerAlreadyExists(Rejected):
 
 class PendingAmountUnchanged(Rejected):
     REASON = "PENDING_AMOUNT_UNCHANGED"
+
+
+class ChainAssetNotFound(Rejected):
+    REASON = "CHAIN_ASSET_NOT_FOUND"
+
+
+class ChainAssetConflict(Rejected):
+    REASON = "CHAIN_ASSET_CONFLICT"
+
+
+class DepositAddressTaken(Rejected):
+    REASON = "DEPOSIT_ADDRESS_TAKEN"
+
+
+class DecimalsMismatch(Rejected):
+    REASON = "DECIMALS_MISMATCH"
+
+
+class InvalidOmnibusAccount(Rejected):
+    REASON = "INVALID_OMNIBUS_ACCOUNT"
 
 
 class WebhookEndpointNotFound(Rejected):
