@@ -22,6 +22,7 @@ from ledger_chain.signer import Signer, SignerConfig
 from ledger_chain.watcher import Watcher, WatcherConfig
 from ledger_chain.withdrawal_store import WithdrawalStore
 from tests.chain_node import Anvil, Token
+from tests.conftest import ADMIN_KEY
 from tests.ledger_api import new_account, new_asset, rid
 
 WORK_STEPS_MAX = 500
@@ -101,7 +102,7 @@ class ChainEnv:
     # -- watcher side -----------------------------------------------------------------------------
 
     def watcher(self, **config: Any) -> Watcher:
-        gateway = LedgerGateway(self.ledger_target)
+        gateway = LedgerGateway(self.ledger_target, ADMIN_KEY)
         self._gateways.append(gateway)
         settings: dict[str, Any] = {"start_block": 0, "keep_blocks": 64, **config}
         return Watcher(WatcherConfig(chain_id=self.chain_id, **settings), EthNode(self.node.url), gateway)
@@ -127,7 +128,7 @@ class SignerEnv:
         self.wallet: LocalAccount = Account.create()
         env.node.rpc("anvil_setBalance", [self.wallet.address, hex(100 * 10**18)])
         env.token.mint(self.wallet.address, 10**12)
-        gateway = LedgerGateway(env.ledger_target)
+        gateway = LedgerGateway(env.ledger_target, ADMIN_KEY)
         env._gateways.append(gateway)
         settings: dict[str, Any] = {"poll_interval_s": 0.05, "stuck_after_s": 3600, "drop_after_s": 3600, **config}
         self.signer = Signer(SignerConfig(chain_id=env.chain_id, **settings), EthNode(env.node.url), gateway,

@@ -17,6 +17,7 @@ from ledger_chain.node import EthNode
 from ledger_chain.watcher import Watcher, WatcherConfig
 from ledger_server.server import LedgerServer
 from tests.chain_env import ChainEnv
+from tests.conftest import ADMIN_KEY
 from tests.invariants import assert_ledger_consistent
 from tests.rpc_proxy import RpcProxy
 
@@ -40,7 +41,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
 def test_log_range_shrinks_when_the_node_refuses_it(env: ChainEnv) -> None:
     proxy = RpcProxy(env.node.url, max_log_range=4)
     try:
-        gateway = LedgerGateway(env.ledger_target)
+        gateway = LedgerGateway(env.ledger_target, ADMIN_KEY)
         watcher = Watcher(WatcherConfig(chain_id=env.chain_id, start_block=0, range_max=64, keep_blocks=64),
                           EthNode(proxy.url), gateway)
         address, account = env.deposit_account(env.usd)
@@ -63,7 +64,7 @@ def test_a_down_or_slow_node_makes_the_watcher_back_off_and_resume_without_skipp
     env: ChainEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
     proxy = RpcProxy(env.node.url)
-    gateway = LedgerGateway(env.ledger_target)
+    gateway = LedgerGateway(env.ledger_target, ADMIN_KEY)
     watcher = Watcher(
         WatcherConfig(chain_id=env.chain_id, start_block=0, poll_interval_s=0.05, backoff_max_s=0.4,
                       keep_blocks=64),

@@ -20,7 +20,7 @@ from ledger.v1 import chain_pb2, ledger_pb2_grpc
 from ledger_chain.hot_wallet import KeyUnavailableError, load_hot_wallet, write_keystore
 from ledger_server.server import LedgerServer
 from tests.chain_env import ChainEnv, SignerEnv, random_address
-from tests.conftest import ROOT
+from tests.conftest import ADMIN_KEY, ROOT
 from tests.invariants import assert_ledger_consistent
 
 pytestmark = pytest.mark.timeout(180)
@@ -40,7 +40,8 @@ def start_signer(env: ChainEnv, key_hex: str, log_path: pathlib.Path) -> subproc
             [sys.executable, "-m", "ledger_chain.signer_main", "--rpc-url", env.node.url,
              "--chain-id", str(env.chain_id), "--ledger-target", env.ledger_target, "--poll-interval", "0.1",
              "--backoff-max", "2"],
-            env={**os.environ, "LEDGER_DATABASE_URL": env.database_url, "LEDGER_SIGNER_PRIVATE_KEY": key_hex},
+            env={**os.environ, "LEDGER_DATABASE_URL": env.database_url, "LEDGER_SIGNER_PRIVATE_KEY": key_hex,
+                 "LEDGER_API_KEY": ADMIN_KEY},
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log_file,
         )
 

@@ -19,7 +19,7 @@ from ledger.v1 import chain_pb2, ledger_pb2_grpc
 from ledger_chain.leadership import WATCHER_LOCK_CLASS, lock_key
 from ledger_server.server import LedgerServer
 from tests.chain_env import ChainEnv
-from tests.conftest import ROOT
+from tests.conftest import ADMIN_KEY, ROOT
 from tests.invariants import assert_ledger_consistent
 
 pytestmark = pytest.mark.timeout(180)
@@ -41,7 +41,7 @@ class WatcherProcess:
             [sys.executable, "-m", "ledger_chain.watcher_main", "--rpc-url", self.env.node.url,
              "--chain-id", str(self.env.chain_id), "--ledger-target", self.env.ledger_target,
              "--start-block", "0", "--poll-interval", "0.1", "--standby-poll", "0.5", "--backoff-max", "2"],
-            env={**os.environ, "LEDGER_DATABASE_URL": self.env.database_url}, cwd=ROOT,
+            env={**os.environ, "LEDGER_DATABASE_URL": self.env.database_url, "LEDGER_API_KEY": ADMIN_KEY}, cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=log_file,
         )
         log_file.close()
