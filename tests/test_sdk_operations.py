@@ -61,3 +61,19 @@ def test_adjust_and_apply_operations(client: LedgerClient, ledger_server: Ledger
             assert [item.ok for item in mixed] == [True, True, False]
 
     asyncio.run(async_flow())
+
+
+def test_chain_registry_through_the_sdk(client: LedgerClient) -> None:
+    import uuid
+
+    code = "C" + uuid.uuid4().hex[:8].upper()
+    client.create_asset(code=code, scale=18)
+    account = client.create_account(asset=code, debits_must_not_exceed_credits=True)
+    chain_id = 31_000 + int(uuid.uuid4().int % 1000)
+    registered = client.register_chain_asset(chain_id=chain_id, asset=code, decimals=18, confirmations=3)
+    assert registered.asset == code
+    address = "0x" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
+    client.register_deposit_address(chain_id=chain_id, address=address, account_id=account.id)
+    assert [a.asset for a in client.list_chain_assets(chain_id=chain_id).assets] == [code]
+    assert len(client.list_deposit_addresses(chain_id=chain_id).addresses) == 1
+    assert list(client.list_chain_deposits(account_id=account.id).deposits) == []

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import message as pb_message
 
-from ledger.v1 import admin_pb2, ledger_pb2_grpc
+from ledger.v1 import admin_pb2, chain_pb2, ledger_pb2_grpc
 from ledger.v1 import ledger_pb2 as pb
 from ledger_client import messages
 from ledger_client.call_core import DEFAULT_TIMEOUT_S, CallCore, RetryObserver, request_id_of
@@ -478,3 +478,82 @@ class AsyncLedgerClient:
         request = admin_pb2.VerifyLedgerRequest()
         response = await self._invoke("VerifyLedger", request, admin_pb2.VerifyLedgerResponse, deadline)
         return Verification.from_proto(response)
+
+
+    # -- chain (protobuf messages of ledger.v1 chain.proto; docs/chain.md) ------------------------
+
+    async def register_chain_asset(
+        self, *, chain_id: int, asset: str, decimals: int, confirmations: int, contract_address: str = "",
+        omnibus_account_id: str = "", request_id: str | None = None, timeout: float | None = None,
+    ) -> chain_pb2.ChainAsset:
+        """Watch an asset on a chain (empty contract_address: the native coin)."""
+        request = chain_pb2.RegisterChainAssetRequest(
+            request_id=messages.request_id_or_new(request_id), chain_id=chain_id, asset=asset,
+            contract_address=contract_address, decimals=decimals, confirmations=confirmations,
+            omnibus_account_id=omnibus_account_id,
+        )
+        return await self._invoke("RegisterChainAsset", request, chain_pb2.ChainAsset, self._core.deadline(timeout))
+
+    async def list_chain_assets(
+        self, *, chain_id: int = 0, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> chain_pb2.ListChainAssetsResponse:
+        request = chain_pb2.ListChainAssetsRequest(chain_id=chain_id, page_size=page_size, page_token=page_token)
+        return await self._invoke(
+            "ListChainAssets", request, chain_pb2.ListChainAssetsResponse, self._core.deadline(timeout))
+
+    async def register_deposit_address(
+        self, *, chain_id: int, address: str, account_id: str, request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> chain_pb2.DepositAddress:
+        request = chain_pb2.RegisterDepositAddressRequest(
+            request_id=messages.request_id_or_new(request_id), chain_id=chain_id, address=address,
+            account_id=account_id,
+        )
+        return await self._invoke(
+            "RegisterDepositAddress", request, chain_pb2.DepositAddress, self._core.deadline(timeout))
+
+    async def list_deposit_addresses(
+        self, *, chain_id: int = 0, account_id: str = "", page_size: int = 0, page_token: str = "",
+        timeout: float | None = None,
+    ) -> chain_pb2.ListDepositAddressesResponse:
+        request = chain_pb2.ListDepositAddressesRequest(
+            chain_id=chain_id, account_id=account_id, page_size=page_size, page_token=page_token)
+        return await self._invoke(
+            "ListDepositAddresses", request, chain_pb2.ListDepositAddressesResponse, self._core.deadline(timeout))
+
+    async def list_chain_deposits(
+        self, *, account_id: str = "", address: str = "", chain_id: int = 0, page_size: int = 0,
+        page_token: str = "", timeout: float | None = None,
+    ) -> chain_pb2.ListChainDepositsResponse:
+        """Deposits seen for an account or an address (exactly one), with state and confirmations."""
+        request = chain_pb2.ListChainDepositsRequest(
+            account_id=account_id, address=address, chain_id=chain_id, page_size=page_size, page_token=page_token)
+        return await self._invoke(
+            "ListChainDeposits", request, chain_pb2.ListChainDepositsResponse, self._core.deadline(timeout))
+
+    async def list_chain_alerts(
+        self, *, chain_id: int = 0, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> chain_pb2.ListChainAlertsResponse:
+        request = chain_pb2.ListChainAlertsRequest(chain_id=chain_id, page_size=page_size, page_token=page_token)
+        return await self._invoke(
+            "ListChainAlerts", request, chain_pb2.ListChainAlertsResponse, self._core.deadline(timeout))
+
+    async def create_withdrawal(
+        self, *, account_id: str, chain_id: int, to_address: str, asset: str, amount: int,
+        request_id: str | None = None, timeout: float | None = None,
+    ) -> chain_pb2.Withdrawal:
+        """Hold `amount` minor units and queue an on-chain withdrawal (sent by ledger-chain-signer)."""
+        request = chain_pb2.CreateWithdrawalRequest(
+            request_id=messages.request_id_or_new(request_id), account_id=account_id, chain_id=chain_id,
+            to_address=to_address, asset=asset, amount=str(to_minor_units(amount, None)),
+        )
+        return await self._invoke("CreateWithdrawal", request, chain_pb2.Withdrawal, self._core.deadline(timeout))
+
+    async def get_withdrawal(
+        self, *, withdrawal_id: str | None = None, request_id: str | None = None, timeout: float | None = None
+    ) -> chain_pb2.Withdrawal:
+        if (withdrawal_id is None) == (request_id is None):
+            raise TypeError("pass exactly one of withdrawal_id and request_id")
+        request = (chain_pb2.GetWithdrawalRequest(id=withdrawal_id) if withdrawal_id is not None
+                   else chain_pb2.GetWithdrawalRequest(request_id=request_id))
+        return await self._invoke("GetWithdrawal", request, chain_pb2.Withdrawal, self._core.deadline(timeout))
