@@ -45,7 +45,8 @@ def _cpu(proc: psutil.Process) -> float | None:
 
 
 def _busy(times: Any) -> float:
-    return float(times.user + times.nice + times.system + times.irq + times.softirq + getattr(times, "steal", 0.0))
+    steal = getattr(times, "steal", 0.0)
+    return float(times.user + times.nice + times.system + times.irq + times.softirq + steal)
 
 
 class PostgresProcesses:

@@ -17,8 +17,8 @@ from concurrent import futures
 from typing import Any
 
 import grpc
-
 from ledger.v1 import ledger_pb2, ledger_pb2_grpc
+
 from ledger_server.server import MESSAGE_BYTES_MAX, ServerConfig
 
 

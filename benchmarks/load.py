@@ -10,6 +10,7 @@ window (open loop: that were due inside it) count; the warm-up before it is disc
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import multiprocessing.connection
@@ -24,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from ledger.v1 import ledger_pb2_grpc
 
 from benchmarks.naive_ledger import NaiveClient
 from benchmarks.workloads import Accounts, Call, Session, new_session
-from ledger.v1 import ledger_pb2_grpc
 
 CALL_TIMEOUT_S = 30.0
 OPEN_LOOP_OUTSTANDING_MAX = 4000  # past this many unanswered calls the sender waits (still charged)
@@ -167,7 +168,8 @@ def _run_phase(spec: PhaseSpec, index: int, workers: int, channels: dict[str, gr
                     spec.workload, spec.accounts, rng, f"{spec.name}-w{index}-t{t}", spec.batch_size
                 )
                 run = _grpc_runner(stub, session)
-            threads.append(threading.Thread(target=_closed_loop, args=(run, spec, sink, on_exit), daemon=True))
+            loop = threading.Thread(target=_closed_loop, args=(run, spec, sink, on_exit), daemon=True)
+            threads.append(loop)
     for thread in threads:
         thread.start()
     begin, end = spec.window
@@ -235,7 +237,7 @@ def _closed_loop(runner: Runner, spec: PhaseSpec, sink: _Sink, on_exit: Callable
             try:
                 transfers = send()
             except grpc.RpcError as error:
-                sink.failed(started, error.code().name)  # type: ignore[attr-defined]
+                sink.failed(started, error.code().name)
                 continue
             except Exception as error:  # the naive baseline: a database error
                 sink.failed(started, type(error).__name__)
@@ -264,7 +266,7 @@ def _open_loop(stub: Any, session: Session, rate: float, spec: PhaseSpec, sink: 
         if error is None:
             sink.ok(due, done, _transfers_in(call, future.result()))
         else:
-            sink.failed(due, error.code().name)  # type: ignore[attr-defined]
+            sink.failed(due, error.code().name)
 
     while True:
         due += arrivals.expovariate(rate)
@@ -332,10 +334,8 @@ class LoadPool:
 
     def close(self) -> None:
         for pipe in self._pipes:
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 pipe.send(None)
-            except (BrokenPipeError, OSError):
-                pass
         for proc in self._procs:
             proc.join(timeout=10)
             if proc.is_alive():

@@ -83,7 +83,9 @@ class Profile:
             "seconds": self.seconds,
             "samples": self.samples,
             "samples_by_thread_group": dict(self.by_group.most_common()),
-            "thread_cpu_s": {k: round(v, 3) for k, v in sorted(self.thread_cpu_s.items(), key=lambda x: -x[1])},
+            "thread_cpu_s": {
+                k: round(v, 3) for k, v in sorted(self.thread_cpu_s.items(), key=lambda x: -x[1])
+            },
             "inclusive": {g: c.most_common(TOP) for g, c in self.inclusive.items()},
             "self": {g: c.most_common(TOP) for g, c in self.self_time.items()},
             "raw_path": self.raw_path,
@@ -123,9 +125,10 @@ class Recorder:
     """py-spy record on the server for a fixed time, with /proc thread CPU around it."""
 
     def __init__(self, pid: int, seconds: int, raw_path: pathlib.Path, rate_hz: int = 100) -> None:
-        self._binary = py_spy()
-        if self._binary is None:
+        binary = py_spy()
+        if binary is None:
             raise RuntimeError("py-spy not installed (pip install -e '.[bench]')")
+        self._binary: str = binary
         self._pid, self._seconds, self._raw = pid, seconds, raw_path
         self._rate = rate_hz
         self._proc: subprocess.Popen[bytes] | None = None
@@ -136,7 +139,8 @@ class Recorder:
         self._raw.parent.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
             [self._binary, "record", "--pid", str(self._pid), "--duration", str(self._seconds),
-             "--rate", str(self._rate), "--format", "raw", "--threads", "--nonblocking", "-o", str(self._raw)],
+             "--rate", str(self._rate), "--format", "raw", "--threads", "--nonblocking",
+             "-o", str(self._raw)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
 

@@ -35,8 +35,9 @@ def _cpu_cells(cpu: dict[str, Any]) -> list[str]:
     wall = cpu.get("wall_s") or 0.0
     ours = sum(cpu.get(k) or 0.0 for k in ("server_s", "postgres_s", "load_generator_s"))
     other = max(0.0, (cpu.get("machine_busy_s") or 0.0) - ours)
-    return [_num(cpu.get("server_s"), 1), _num(cpu.get("postgres_s"), 1), _num(cpu.get("load_generator_s"), 1),
-            _num(other, 1), _num(wall * (cpu.get("machine_cores") or 1), 0)]
+    return [_num(cpu.get("server_s"), 1), _num(cpu.get("postgres_s"), 1),
+            _num(cpu.get("load_generator_s"), 1), _num(other, 1),
+            _num(wall * (cpu.get("machine_cores") or 1), 0)]
 
 
 def markdown(result: dict[str, Any], plots: bool = True) -> str:
@@ -48,6 +49,14 @@ def markdown(result: dict[str, Any], plots: bool = True) -> str:
            f"fsync={pg['fsync']}, synchronous_commit={pg['synchronous_commit']}, "
            f"commit {meta.get('git_commit') or '?'}; wall time {meta['wall_s']:.0f} s.\n",
            f"Reproduce: `{meta['command']}`\n"]
+    checks = result.get("checks") or {}
+    if checks:
+        c = checks
+        out.append(f"Books after the run: {'balanced' if c['ok'] else '**NOT BALANCED**'} (ledger debits - "
+                   f"credits: posted {c['ledger_posted_debits_minus_credits']}, pending "
+                   f"{c['ledger_pending_debits_minus_credits']}; {c['ledger_transfers_stored']:,} transfers "
+                   f"stored >= {c['ledger_transfers_acknowledged_in_windows']:,} acknowledged in measured "
+                   f"windows; naive ledger balance sum {c['naive_balance_sum']}).\n")
     out.append("## Targets\n")
     out.append(_table(["target", "measured", "goal", "met"], [
         [t["target"], _num(t["measured"], 2), _num(t["goal"], 1),
@@ -74,7 +83,8 @@ def markdown(result: dict[str, Any], plots: bool = True) -> str:
     pb = result.get("pgbench")
     if pb:
         rows.append([
-            f"pgbench TPC-B -c {pb['clients']} (scale {pb['scale']})", "postgres", _num(pb["tps"]), _num(pb["tps"]),
+            f"pgbench TPC-B -c {pb['clients']} (scale {pb['scale']})", "postgres",
+            _num(pb["tps"]), _num(pb["tps"]),
             "-", "-", "-", "0", "-", "-", "-", _num(pb["cpu"].get("postgres_s"), 1),
             _num(pb["cpu"]["load_generator_s"], 1),
             *_cpu_cells(pb["cpu"])[3:], "-",
@@ -107,7 +117,8 @@ def _peak_table(result: dict[str, Any]) -> str:
             _num(peak["p99_ms"], 2),
             _ratio(round(peak["calls_per_s"] / echo, 2) if echo and series != "echo" else None),
             _ratio(round(peak["transfers_per_s"] / pgbench_tps, 2) if pgbench_tps else None),
-            _ratio(round(peak["transfers_per_s"] / naive, 2) if naive and not series.startswith("naive") else None),
+            _ratio(round(peak["transfers_per_s"] / naive, 2)
+                   if naive and not series.startswith("naive") else None),
         ])
     text = "## Peaks and ratios to the baselines (same run, same PostgreSQL)\n\n"
     text += ("Each series at its best closed-loop concurrency. `x echo` compares calls/s with the "
@@ -131,7 +142,8 @@ def _profile_section(profiles: dict[str, Any]) -> str:
                    f"{prof['seconds']} s, stacks in `{prof['raw_path']}`)\n")
         total_cpu = sum(prof["thread_cpu_s"].values()) or 1.0
         out.append(_table(["thread group", "CPU s", "share of server CPU", "busy samples"], [
-            [group, _num(cpu, 2), f"{100 * cpu / total_cpu:.0f}%", _num(prof["samples_by_thread_group"].get(group))]
+            [group, _num(cpu, 2), f"{100 * cpu / total_cpu:.0f}%",
+             _num(prof["samples_by_thread_group"].get(group))]
             for group, cpu in prof["thread_cpu_s"].items() if cpu >= 0.005
         ]))
         for group in ("group-commit writer", "rpc handlers"):
@@ -236,7 +248,8 @@ def soak_markdown(result: dict[str, Any]) -> str:
     change = "-" if result["growth"] is None else f"{100 * result['growth']:+.1f}%"
     return (
         "# Soak: server memory under sustained load\n\n"
-        f"Uniform single transfers, {result['meta']['concurrency']} in flight, {result['meta']['seconds']:.0f} s; "
+        f"Uniform single transfers, {result['meta']['concurrency']} in flight, "
+        f"{result['meta']['seconds']:.0f} s; "
         f"{_num(t['calls_per_s'])} calls/s, p99 {_num(t['latency_ms']['p99'], 2)} ms, "
         f"errors {sum(t['errors'].values())}.\n\n"
         f"| RSS at minute 1 | RSS at minute 5 | change | verdict |\n| --- | --- | --- | --- |\n"

@@ -56,7 +56,9 @@ def phase_figures(report: WorkerReport, duration_s: float) -> dict[str, Any]:
     }
 
 
-def server_metrics_delta(before: dict[str, float], after: dict[str, float], wall_s: float) -> dict[str, float]:
+def server_metrics_delta(
+    before: dict[str, float], after: dict[str, float], wall_s: float
+) -> dict[str, float]:
     """Batches formed, their mean size, how busy the writer was, retries and splits in a window."""
     batches = after["batches"] - before["batches"]
     jobs = after["batch_jobs_sum"] - before["batch_jobs_sum"]
@@ -74,7 +76,9 @@ def server_metrics_delta(before: dict[str, float], after: dict[str, float], wall
     }
 
 
-def peak(phases: Sequence[dict[str, Any]], series: str, key: str = "transfers_per_s") -> dict[str, Any] | None:
+def peak(
+    phases: Sequence[dict[str, Any]], series: str, key: str = "transfers_per_s"
+) -> dict[str, Any] | None:
     """The phase of a series with the highest throughput."""
     candidates = [p for p in phases if p["series"] == series and p["mode"] == "closed"]
     return max(candidates, key=lambda p: p[key]) if candidates else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -29,6 +30,8 @@ from typing import Any
 import grpc
 import psutil
 import psycopg
+from ledger.v1 import ledger_pb2 as pb
+from ledger.v1 import ledger_pb2_grpc
 from tqdm import tqdm
 
 from benchmarks import naive_ledger, pgbench, report
@@ -39,11 +42,10 @@ from benchmarks.profiling import Recorder, py_spy
 from benchmarks.results import latency_curve_ms, phase_figures, server_metrics_delta, summarize
 from benchmarks.services import Service, echo_server, free_port, ledger_server, scrape
 from benchmarks.workloads import WORKLOADS, Accounts
-from ledger.v1 import ledger_pb2 as pb
-from ledger.v1 import ledger_pb2_grpc
 
 log = logging.getLogger("benchmarks")
 DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results"
+Step = tuple[str, Callable[[], dict[str, Any] | None]]
 START_DELAY_S = 0.3  # lets every worker receive the phase before its warm-up begins
 SETUP_THREADS = 32
 
@@ -83,16 +85,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--keep-databases", action="store_true")
     p.add_argument("--smoke", action="store_true", help="tiny counts and durations: a harness check")
-    p.add_argument("--soak", action="store_true", help="only the memory soak: uniform load for --soak-seconds")
+    p.add_argument("--soak", action="store_true",
+                   help="only the memory soak: uniform load for --soak-seconds")
     p.add_argument("--soak-seconds", type=float, default=330.0)
     p.add_argument("--soak-concurrency", type=int, default=16)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if args.smoke:
-        args.duration, args.warmup = min(args.duration, 1.0), min(args.warmup, 0.3)
+        args.duration, args.warmup = min(args.duration, 0.5), min(args.warmup, 0.1)
         args.levels, args.card_levels, args.batch_levels, args.naive_levels = [2], [2], [1], [2]
         args.batch_size, args.accounts, args.hot_accounts, args.merchants = 20, 40, 3, 3
-        args.open_seconds, args.pgbench_seconds, args.pgbench_scale = 1.0, 1, 1
+        args.open_seconds, args.pgbench_seconds, args.pgbench_scale = 0.5, 1, 1
         args.pgbench_clients, args.profile_seconds = 2, 0
         args.soak_seconds = min(args.soak_seconds, 3.0)
     args.workloads = [w for w in args.workloads.split(",") if w]
@@ -114,6 +117,10 @@ class Bench:
         self.phases: list[dict[str, Any]] = []
         self.cleanups: list[Callable[[], None]] = []
         self.run_id = uuid.uuid4().hex[:6]
+        self.profiles: dict[str, Any] = {}
+        self.pgbench_result: dict[str, Any] | None = None
+        self.echo: Service | None = None
+        self.naive_ready = False
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -140,11 +147,17 @@ class Bench:
         self.pg_procs = PostgresProcesses(self.pg.admin_url)
         self.cleanups.append(self.pg_procs.close)
         self.meter = CpuMeter(self.pg_procs, {self.ledger_db, self.naive_db, self.pgbench_db})
-        self.metrics_port = free_port()
-        self.ledger = ledger_server(self.ledger_url, self.metrics_port, self.tmp / "ledger-server.log").start()
-        self.cleanups.append(self.ledger.stop)
-        self.pool = LoadPool(args.load_processes)
+        self.pool = LoadPool(args.load_processes)  # spawning overlaps the servers' start
         self.cleanups.append(self.pool.close)
+        self.metrics_port = free_port()
+        ledger = ledger_server(self.ledger_url, self.metrics_port, self.tmp / "ledger-server.log")
+        self.ledger = ledger.launch()
+        self.cleanups.append(self.ledger.stop)
+        if not args.soak:
+            self.echo = echo_server(self.tmp / "echo-server.log").launch()
+            self.cleanups.append(self.echo.stop)
+            self.echo.wait_ready()
+        self.ledger.wait_ready()
 
     def measure(self, name: str, series: str, service: Service | None, spec: PhaseSpec,
                 mode: str = "closed") -> dict[str, Any]:
@@ -179,12 +192,12 @@ class Bench:
         return phase
 
     def spec(self, name: str, kind: str, target: str, workload: str, concurrency: int,
-             duration: float | None = None, open_rate: float = 0.0, accounts: Accounts | None = None) -> PhaseSpec:
+             duration: float | None = None, open_rate: float = 0.0) -> PhaseSpec:
         args = self.args
         return PhaseSpec(
             name=f"{self.run_id}-{name}", target_kind=kind, target=target, workload=workload,
             concurrency=concurrency, start_at=time.monotonic() + START_DELAY_S, warmup_s=args.warmup,
-            duration_s=duration or args.duration, open_rate=open_rate, accounts=accounts or self.accounts,
+            duration_s=duration or args.duration, open_rate=open_rate, accounts=self.accounts,
             naive_accounts=args.accounts, naive_hot=args.hot_accounts if workload == "hot" else 0,
             batch_size=args.batch_size, seed=len(self.phases) + 1,
         )
@@ -214,21 +227,24 @@ class Bench:
 
     # -- the phases -------------------------------------------------------------------------------
 
-    def plan(self) -> list[tuple[str, Callable[[], dict[str, Any] | None]]]:
+    def plan(self) -> list[Step]:
+        """Baselines first (pgbench, then the echo server), the workloads, the naive ledger, the
+        open loop at half the uniform peak just measured, and the profiles last."""
         args = self.args
-        steps: list[tuple[str, Callable[[], dict[str, Any] | None]]] = [("pgbench", self.run_pgbench)]
-        steps += [(f"echo c={c}", lambda c=c: self.closed("echo", "uniform", c)) for c in args.levels]
+        steps: list[Step] = [("pgbench", self.run_pgbench)]
+        steps += [(f"echo c={c}", functools.partial(self.closed, "echo", "uniform", c)) for c in args.levels]
         for workload in args.workloads:
             levels = {"card": args.card_levels, "batch": args.batch_levels}.get(workload, args.levels)
-            steps += [(f"{workload} c={c}", lambda w=workload, c=c: self.closed(w, w, c)) for c in levels]
+            steps += [(f"{workload} c={c}", functools.partial(self.closed, workload, workload, c))
+                      for c in levels]
         for workload in ("uniform", "hot"):
-            steps += [(f"naive-{workload} c={c}", lambda w=workload, c=c: self.naive(w, c)) for c in args.naive_levels]
+            steps += [(f"naive-{workload} c={c}", functools.partial(self.naive, workload, c))
+                      for c in args.naive_levels]
         if "uniform" in args.workloads:
             steps.append(("open loop", self.open_loop))
         if args.profile_seconds > 0:
-            steps.append(("profile uniform", lambda: self.profile("uniform")))
-            if "batch" in args.workloads:
-                steps.append(("profile batch", lambda: self.profile("batch")))
+            steps += [(f"profile {w}", functools.partial(self.profile, w)) for w in ("uniform", "batch")
+                      if w in args.workloads]
         return steps
 
     def run_pgbench(self) -> dict[str, Any]:
@@ -245,18 +261,15 @@ class Bench:
         return {"transfers_per_s": result.tps, "latency_ms": {"p99": None}}
 
     def closed(self, series: str, workload: str, concurrency: int) -> dict[str, Any]:
+        service = self.ledger
         if series == "echo":
-            if not hasattr(self, "echo"):
-                self.echo = echo_server(self.tmp / "echo-server.log").start()
-                self.cleanups.append(self.echo.stop)
+            assert self.echo is not None
             service = self.echo
-        else:
-            service = self.ledger
         spec = self.spec(f"{series}-c{concurrency}", "grpc", service.target, workload, concurrency)
         return self.measure(f"{series} c={concurrency}", series, service, spec)
 
     def naive(self, workload: str, concurrency: int) -> dict[str, Any]:
-        if not getattr(self, "naive_ready", False):
+        if not self.naive_ready:
             naive_ledger.prepare(self.naive_url, self.args.accounts)
             self.naive_ready = True
         spec = self.spec(f"naive-{workload}-c{concurrency}", "naive", self.naive_url, workload, concurrency)
@@ -265,7 +278,8 @@ class Bench:
     def open_loop(self) -> dict[str, Any] | None:
         rate = self.args.open_rate
         if rate <= 0:
-            peaks = [p["calls_per_s"] for p in self.phases if p["series"] == "uniform" and p["mode"] == "closed"]
+            peaks = [p["calls_per_s"] for p in self.phases
+                     if p["series"] == "uniform" and p["mode"] == "closed"]
             if not peaks or max(peaks) <= 0:
                 return None
             rate = max(peaks) / 2
@@ -281,7 +295,8 @@ class Bench:
         candidates = [p for p in self.phases if p["series"] == workload and p["mode"] == "closed"]
         level = max(candidates, key=lambda p: p["transfers_per_s"])["concurrency"] if candidates else 16
         seconds = self.args.profile_seconds
-        spec = self.spec(f"profile-{workload}", "grpc", self.ledger.target, workload, level, duration=seconds + 1)
+        spec = self.spec(f"profile-{workload}", "grpc", self.ledger.target, workload, level,
+                         duration=seconds + 1)
         recorder = Recorder(self.ledger.pid, seconds, self.out / f"profile-{workload}.txt")
         self.pool.start(spec)
         time.sleep(max(0.0, spec.window[0] - time.monotonic()))
@@ -289,7 +304,8 @@ class Bench:
         report_ = self.pool.collect(spec)
         profile = recorder.finish()
         self.profiles[workload] = profile.as_dict() | {
-            "concurrency": level, "transfers_per_s_while_profiled": round(report_.transfers / spec.duration_s, 1),
+            "concurrency": level,
+            "transfers_per_s_while_profiled": round(report_.transfers / spec.duration_s, 1),
             "raw_path": str(pathlib.Path(profile.raw_path).relative_to(self.out)),
         }
         return {"transfers_per_s": report_.transfers / spec.duration_s, "latency_ms": {"p99": None}}
@@ -298,8 +314,6 @@ class Bench:
 
     def run(self, argv: Sequence[str]) -> dict[str, Any]:
         started = dt.datetime.now(dt.UTC)
-        self.profiles: dict[str, Any] = {}
-        self.pgbench_result: dict[str, Any] | None = None
         wall = time.monotonic()
         self.setup()
         self.accounts = self.create_accounts()
@@ -314,10 +328,30 @@ class Bench:
         pgbench_tps = self.pgbench_result["tps"] if self.pgbench_result else None
         return {
             "meta": self.meta(argv, started, time.monotonic() - wall),
+            "checks": self.check_books(),
             "summary": summarize(self.phases, pgbench_tps),
             "pgbench": self.pgbench_result,
             "phases": self.phases,
             "profiles": self.profiles,
+        }
+
+    def check_books(self) -> dict[str, Any]:
+        """After the load: debits equal credits, and every acknowledged transfer is stored."""
+        with psycopg.connect(self.ledger_url) as conn:
+            row = conn.execute(
+                "SELECT coalesce(sum(debits_posted) - sum(credits_posted), 0),"
+                " coalesce(sum(debits_pending) - sum(credits_pending), 0),"
+                " (SELECT count(*) FROM transfers) FROM accounts"
+            ).fetchone()
+        assert row is not None
+        posted, pending, stored = int(row[0]), int(row[1]), int(row[2])
+        acknowledged = sum(p["transfers"] for p in self.phases if p["target"] == "ledger")
+        naive_sum = naive_ledger.total_balance(self.naive_url)[0] if self.naive_ready else 0
+        return {
+            "ledger_posted_debits_minus_credits": posted, "ledger_pending_debits_minus_credits": pending,
+            "ledger_transfers_stored": stored, "ledger_transfers_acknowledged_in_windows": acknowledged,
+            "naive_balance_sum": naive_sum,
+            "ok": posted == 0 and pending == 0 and stored >= acknowledged and naive_sum == 0,
         }
 
     def meta(self, argv: Sequence[str], started: dt.datetime, wall_s: float) -> dict[str, Any]:
@@ -347,7 +381,8 @@ def run_soak(bench: Bench) -> dict[str, Any]:
     interval = 1.0 if args.soak_seconds < 60 else 5.0
     with concurrent.futures.ThreadPoolExecutor(1) as executor:
         running = executor.submit(bench.pool.run, spec)
-        bar = tqdm(total=int(end - time.monotonic()), desc="soak", unit="s", disable=args.quiet, file=sys.stderr)
+        bar = tqdm(total=int(end - time.monotonic()), desc="soak", unit="s", disable=args.quiet,
+                   file=sys.stderr)
         while time.monotonic() < end:
             time.sleep(interval)
             now = time.monotonic()

@@ -42,12 +42,20 @@ class Service:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Service:
+        return self.launch().wait_ready()
+
+    def launch(self) -> Service:
+        """Start the process; wait_ready() blocks until it serves (several can start at once)."""
         port = free_port()
         self.target = f"127.0.0.1:{port}"
         env = {**os.environ, **self.env, "LEDGER_LISTEN": self.target}
         argv = [a.replace("{listen}", self.target) for a in self.argv]
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=log)
+        return self
+
+    def wait_ready(self) -> Service:
+        assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         with grpc.insecure_channel(self.target) as channel:
             while True:
@@ -90,7 +98,8 @@ def ledger_server(database_url: str, metrics_port: int, log_path: pathlib.Path |
 
 
 def echo_server(log_path: pathlib.Path | None) -> Service:
-    return Service("echo", [sys.executable, "-m", "benchmarks.echo_server", "--listen", "{listen}"], {}, log_path)
+    argv = [sys.executable, "-m", "benchmarks.echo_server", "--listen", "{listen}"]
+    return Service("echo", argv, {}, log_path)
 
 
 def scrape(metrics_port: int) -> dict[str, float]:

@@ -149,7 +149,9 @@ class Batch:
         pass
 
 
-def new_session(workload: str, accounts: Accounts, rng: random.Random, prefix: str, batch_size: int) -> Session:
+def new_session(
+    workload: str, accounts: Accounts, rng: random.Random, prefix: str, batch_size: int
+) -> Session:
     if workload == "uniform":
         return Uniform(accounts, rng, prefix)
     if workload == "hot":
