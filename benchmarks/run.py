@@ -19,6 +19,7 @@ import logging
 import os
 import pathlib
 import platform
+import random
 import shlex
 import subprocess
 import sys
@@ -37,17 +38,18 @@ from tqdm import tqdm
 from benchmarks import naive_ledger, pgbench, report
 from benchmarks.cpu import CpuMeter, PostgresProcesses
 from benchmarks.databases import PostgresServer
-from benchmarks.load import LoadPool, PhaseSpec, WorkerReport
+from benchmarks.load import GRPC_OPTIONS, LoadPool, PhaseSpec, WorkerReport
 from benchmarks.profiling import Recorder, py_spy
 from benchmarks.results import latency_curve_ms, phase_figures, server_metrics_delta, summarize
 from benchmarks.services import Service, echo_server, free_port, ledger_server, scrape
-from benchmarks.workloads import WORKLOADS, Accounts
+from benchmarks.workloads import WORKLOADS, Accounts, Batch
 
 log = logging.getLogger("benchmarks")
 DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results"
 Step = tuple[str, Callable[[], dict[str, Any] | None]]
 START_DELAY_S = 0.3  # lets every worker receive the phase before its warm-up begins
 SETUP_THREADS = 32
+SEED_BATCHES = 5
 
 
 def _ints(text: str) -> list[int]:
@@ -219,11 +221,23 @@ class Bench:
             total = args.accounts + args.hot_accounts + args.merchants
             with concurrent.futures.ThreadPoolExecutor(SETUP_THREADS) as pool:
                 ids = list(pool.map(create, range(total)))
-        with psycopg.connect(self.ledger_url, autocommit=True) as conn:
-            conn.execute("ANALYZE")  # plans for a populated table, not an empty one
         spread = ids[: args.accounts]
         hot = ids[args.accounts: args.accounts + args.hot_accounts]
-        return Accounts(asset, spread, hot, ids[args.accounts + args.hot_accounts:])
+        accounts = Accounts(asset, spread, hot, ids[args.accounts + args.hot_accounts:])
+        self.seed_transfers(accounts)
+        return accounts
+
+    def seed_transfers(self, accounts: Accounts) -> None:
+        """Some history, then ANALYZE: statistics of an empty transfers table make PostgreSQL cache
+        sequential-scan plans for the foreign-key checks of entries, which then grow with the table
+        until autovacuum analyzes it again (see README.md, "Where the time goes")."""
+        session = Batch(accounts, random.Random(0), f"{self.run_id}-seed", min(1000, self.args.batch_size))
+        with grpc.insecure_channel(self.ledger.target, options=GRPC_OPTIONS) as channel:
+            stub = ledger_pb2_grpc.LedgerStub(channel)  # type: ignore[no-untyped-call]
+            for _ in range(SEED_BATCHES):
+                stub.CreateTransfers(session.next_call().request, timeout=60)
+        with psycopg.connect(self.ledger_url, autocommit=True) as conn:
+            conn.execute("ANALYZE")
 
     # -- the phases -------------------------------------------------------------------------------
 
