@@ -165,9 +165,10 @@ class PostingEngine:
         referenced = sorted({r for cmd in commands for r in _references(cmd)})
         with conn.pipeline():
             outcome_rows = conn.execute(Q["load_outcomes"], {"request_ids": request_ids})
-            transfer_rows = conn.execute(Q["load_referenced_transfers"], {"transfer_ids": referenced})
+            transfer_rows = conn.execute(Q["load_referenced_transfers"], {"transfer_ids": referenced}) \
+                if referenced else None
         stored = {row[0]: _stored_outcome(row) for row in outcome_rows.fetchall()}
-        transfers = {row[0]: rows.transfer_record(row) for row in transfer_rows.fetchall()}
+        transfers = {row[0]: rows.transfer_record(row) for row in _fetched(transfer_rows)}
 
         account_ids = {a for cmd in commands for a in _accounts_of(cmd)}
         for record in transfers.values():
@@ -182,8 +183,9 @@ class PostingEngine:
         reversible = [t.id for t in transfers.values() if t.kind in (1, 3)]
         with conn.pipeline():
             account_rows = conn.execute(Q["load_accounts"], {"account_ids": sorted(account_ids)})
-            hold_rows = conn.execute(Q["load_holds"], {"transfer_ids": hold_ids})
-            reversal_rows = conn.execute(Q["load_reversed_totals"], {"transfer_ids": reversible})
+            hold_rows = conn.execute(Q["load_holds"], {"transfer_ids": hold_ids}) if hold_ids else None
+            reversal_rows = conn.execute(Q["load_reversed_totals"], {"transfer_ids": reversible}) \
+                if reversible else None
             asset_rows = conn.execute(Q["load_assets"], {"codes": asset_codes})
         accounts = {row[0]: rows.account_state(row) for row in account_rows.fetchall()}
         loaded_versions = {a.id: a.version for a in accounts.values()}
@@ -192,8 +194,8 @@ class PostingEngine:
             assets={code: scale for code, scale in asset_rows.fetchall()},
             accounts=accounts,
             transfers=transfers,
-            holds={row[0]: HoldState(row[1], int(row[2])) for row in hold_rows.fetchall()},
-            reversed_totals={row[0]: int(row[1]) for row in reversal_rows.fetchall()},
+            holds={row[0]: HoldState(row[1], int(row[2])) for row in _fetched(hold_rows)},
+            reversed_totals={row[0]: int(row[1]) for row in _fetched(reversal_rows)},
             new_id=self._new_id,
             outcomes=stored,
         )
@@ -433,6 +435,11 @@ def _assets_of(cmd: c.Job) -> tuple[str, ...]:
     if isinstance(cmd, c.CreateAsset):
         return (cmd.code,)
     return ()
+
+
+def _fetched(cursor: psycopg.Cursor[Any] | None) -> list[Any]:
+    """Rows of a query that was only sent when it had keys to look up (none sent: no rows)."""
+    return [] if cursor is None else cursor.fetchall()
 
 
 def _stored_outcome(row: tuple[Any, ...]) -> StoredOutcome:
