@@ -20,6 +20,32 @@ from typing import Any
 import psutil
 
 THREAD = re.compile(r"^thread \((\d+)\): ?(.*)$")
+GENERIC_FILES = ("(threading.py)", "(concurrent/futures/thread.py)", "(contextlib.py)")
+
+# Where a busy sample's time goes, by the first rule its stack matches (substrings of frames).
+# The order matters: psycopg work under _write is psycopg, a hash under _apply_job is hashing.
+WRITER_CATEGORIES = (
+    ("PostgreSQL round trips (psycopg waiting on the socket)",
+     ("Connection.wait (", "_communicate_gen", "_fetch_gen")),
+    ("psycopg: adapting query parameters", ("PostgresQuery.dump", "PostgresQuery.convert")),
+    ("psycopg: other (statements, results, transactions)", ("(psycopg/",)),
+    ("request hashing (commands.request_hash)", ("request_hash",)),
+    ("protobuf: responses and outbox events (wire.py)", ("(ledger_server/wire.py)", "(protobuf/")),
+    ("ledger rules in memory (state_machine.py)", ("(ledger_server/state_machine.py)",)),
+    ("decoding rows (rows.py)", ("(ledger_server/rows.py)",)),
+    ("posting engine: building parameters, bookkeeping", ("(ledger_server/posting.py)",)),
+    ("group commit queue and futures", ("(ledger_server/group_commit.py)",)),
+)
+HANDLER_CATEGORIES = (
+    ("waiting for the writer (future, condition variable)", ("GroupCommitter.submit", "Condition.wait")),
+    ("request validation (validation.py, commands.py)",
+     ("(ledger_server/validation.py)", "(ledger_server/commands.py)")),
+    ("metrics (prometheus_client)", ("(prometheus_client/",)),
+    ("response and error messages (protobuf, status)",
+     ("FromString", "(protobuf/", "(ledger_server/errors.py)")),
+    ("gRPC Python server layer", ("(grpc/",)),
+    ("thread pool", ("(concurrent/futures/",)),
+)
 FRAME = re.compile(r"^(.*) \((.*?)(?::\d+)?\)$")
 TOP = 15
 
@@ -77,6 +103,9 @@ class Profile:
     self_time: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     thread_cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds by thread group
     raw_path: str = ""
+    categories: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    native: dict[str, float] = field(default_factory=dict)  # perf: share of CPU samples by library
+    kernel_symbols: dict[str, float] = field(default_factory=dict)  # perf: top kernel symbols
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +118,9 @@ class Profile:
             "inclusive": {g: c.most_common(TOP) for g, c in self.inclusive.items()},
             "self": {g: c.most_common(TOP) for g, c in self.self_time.items()},
             "raw_path": self.raw_path,
+            "categories": {g: c.most_common() for g, c in self.categories.items()},
+            "native_libraries_pct": self.native,
+            "kernel_symbols_pct": self.kernel_symbols,
         }
 
 
@@ -115,10 +147,67 @@ def parse_collapsed(text: str, profile: Profile) -> dict[int, str]:
         profile.by_group[group] += count
         short = [_short(f) for f in frames]
         for frame in set(short):
-            profile.inclusive[group][frame] += count
+            if not frame.endswith(GENERIC_FILES):
+                profile.inclusive[group][frame] += count
         if short:
             profile.self_time[group][short[-1]] += count
+        rules = {"group-commit writer": WRITER_CATEGORIES, "rpc handlers": HANDLER_CATEGORIES}.get(group)
+        if rules:
+            profile.categories[group][_category(short, rules)] += count
     return names
+
+
+def _category(stack: list[str], rules: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+    """The first rule any frame of the stack matches; waiting rules look at the innermost frame."""
+    leaf = stack[-1] if stack else ""
+    for index, (label, needles) in enumerate(rules):
+        frames = [leaf] if index == 0 else stack
+        if any(needle in frame for frame in frames for needle in needles):
+            return label
+    return "other"
+
+
+class NativeRecorder:
+    """`perf record` of the same process: what py-spy cannot see (the kernel: context switches
+    and futex wake-ups between threads; gRPC's C core; libc). Optional: skipped without perf."""
+
+    def __init__(self, pid: int, seconds: int, data_path: pathlib.Path) -> None:
+        self._binary = shutil.which("perf")
+        self._pid, self._seconds, self._data = pid, seconds, data_path
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self._binary is None:
+            return
+        self._proc = subprocess.Popen(
+            [self._binary, "record", "-F", "499", "-p", str(self._pid), "-o", str(self._data), "--",
+             "sleep", str(self._seconds)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def finish(self, profile: Profile) -> None:
+        if self._binary is None or self._proc is None:
+            return
+        try:
+            self._proc.wait(timeout=self._seconds + 30)
+            profile.native = self._report("dso", None)
+            profile.kernel_symbols = self._report("sym", "[kernel.kallsyms]")
+        except (subprocess.SubprocessError, OSError):
+            return  # perf refused (permissions, no PMU): py-spy's view stands alone
+        finally:
+            self._data.unlink(missing_ok=True)
+
+    def _report(self, key: str, dso: str | None) -> dict[str, float]:
+        argv = [str(self._binary), "report", "-i", str(self._data), "--sort", key, "--stdio"]
+        if dso:
+            argv += ["--dsos", dso]
+        text = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
+        shares: dict[str, float] = {}
+        for line in text.splitlines():
+            match = re.match(r"^\s+([0-9.]+)%\s+(?:\[\.\]|\[k\])?\s*(\S.*?)\s*$", line)
+            if match and len(shares) < TOP:
+                shares[match.group(2)] = float(match.group(1))
+        return shares
 
 
 class Recorder:

@@ -132,7 +132,11 @@ def _peak_table(result: dict[str, Any]) -> str:
 def _profile_section(profiles: dict[str, Any]) -> str:
     if not profiles:
         return ""
-    out = ["## Profile of the server (py-spy)\n"]
+    out = ["## Profile of the server (py-spy, /proc, perf)\n",
+           "Thread CPU comes from /proc (every thread, C ones included). Busy samples are py-spy's "
+           "(Python stacks of threads not blocked in a system call), sorted into categories by the "
+           "first rule their stack matches (benchmarks/profiling.py). perf adds what Python cannot "
+           "see: the kernel (thread switches, futex wake-ups) and the C libraries.\n"]
     for workload, prof in profiles.items():
         if "skipped" in prof:
             out.append(f"{workload}: skipped ({prof['skipped']})\n")
@@ -146,15 +150,28 @@ def _profile_section(profiles: dict[str, Any]) -> str:
              _num(prof["samples_by_thread_group"].get(group))]
             for group, cpu in prof["thread_cpu_s"].items() if cpu >= 0.005
         ]))
+        for group, categories in prof.get("categories", {}).items():
+            samples = sum(count for _, count in categories) or 1
+            out.append(f"{group}: where its busy samples go\n")
+            out.append(_table(["category", "share"], [
+                [label, f"{100 * count / samples:.0f}%"] for label, count in categories
+            ]))
         for group in ("group-commit writer", "rpc handlers"):
             inclusive = prof["inclusive"].get(group)
             samples = prof["samples_by_thread_group"].get(group)
             if not inclusive or not samples:
                 continue
-            out.append(f"{group}: functions by share of its busy samples (inclusive)\n")
+            out.append(f"{group}: top functions (inclusive share of its busy samples)\n")
             out.append(_table(["function", "share"], [
                 [f"`{name}`", f"{100 * count / samples:.0f}%"] for name, count in inclusive[:12]
             ]))
+        native = prof.get("native_libraries_pct") or {}
+        if native:
+            kernel = prof.get("kernel_symbols_pct") or {}
+            out.append("perf, whole server process: CPU samples by library (top kernel symbols: "
+                       + ", ".join(f"`{k}` {v:.1f}%" for k, v in list(kernel.items())[:4]) + ")\n")
+            rows = [[f"`{k}`", f"{v:.1f}%"] for k, v in list(native.items())[:8]]
+            out.append(_table(["library", "share"], rows))
     return "\n".join(out)
 
 

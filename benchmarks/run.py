@@ -39,7 +39,7 @@ from benchmarks import naive_ledger, pgbench, report
 from benchmarks.cpu import CpuMeter, PostgresProcesses
 from benchmarks.databases import PostgresServer
 from benchmarks.load import GRPC_OPTIONS, LoadPool, PhaseSpec, WorkerReport
-from benchmarks.profiling import Recorder, py_spy
+from benchmarks.profiling import NativeRecorder, Recorder, py_spy
 from benchmarks.results import latency_curve_ms, phase_figures, server_metrics_delta, summarize
 from benchmarks.services import Service, echo_server, free_port, ledger_server, scrape
 from benchmarks.workloads import WORKLOADS, Accounts, Batch
@@ -312,11 +312,14 @@ class Bench:
         spec = self.spec(f"profile-{workload}", "grpc", self.ledger.target, workload, level,
                          duration=seconds + 1)
         recorder = Recorder(self.ledger.pid, seconds, self.out / f"profile-{workload}.txt")
+        native = NativeRecorder(self.ledger.pid, seconds, self.tmp / f"perf-{workload}.data")
         self.pool.start(spec)
         time.sleep(max(0.0, spec.window[0] - time.monotonic()))
         recorder.start()
+        native.start()
         report_ = self.pool.collect(spec)
         profile = recorder.finish()
+        native.finish(profile)
         self.profiles[workload] = profile.as_dict() | {
             "concurrency": level,
             "transfers_per_s_while_profiled": round(report_.transfers / spec.duration_s, 1),
