@@ -187,6 +187,14 @@ def _pyplot() -> Any:
     return plt
 
 
+def _plain_numbers(axis: Any) -> None:
+    """Log-scale ticks as 3, 10, 30 rather than 3x10^0."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}" if f"{value:g}"[0] in "25" else ""))
+
+
 def _series(result: dict[str, Any], series: str) -> list[dict[str, Any]]:
     return sorted((p for p in result["phases"] if p["series"] == series and p["mode"] == "closed"),
                   key=lambda p: p["concurrency"])
@@ -236,7 +244,7 @@ def plot_latency(result: dict[str, Any], path: pathlib.Path) -> None:
                         label=f"{series} {key}")
     closed.set(xscale="log", yscale="log", xlabel="calls in flight (closed loop)", ylabel="ms",
                title="Latency percentiles (p50 dotted, p99 solid, p99.9 dashed)")
-    closed.legend(fontsize=6, ncol=2)
+    closed.legend(fontsize=6, ncol=3)
     closed.grid(alpha=0.3)
     for p in result["phases"]:
         curve = p.get("latency_curve_ms")
@@ -249,6 +257,8 @@ def plot_latency(result: dict[str, Any], path: pathlib.Path) -> None:
     opened.set(xscale="log", yscale="log", xlabel="percentile", ylabel="ms from intended send time",
                title="Open loop at half the peak rate")
     opened.set_xticks(ticks, ["0", "50", "90", "99", "99.9", "99.99"])
+    _plain_numbers(opened.yaxis)
+    _plain_numbers(closed.yaxis)
     opened.legend(fontsize=8)
     opened.grid(alpha=0.3)
     fig.tight_layout()
