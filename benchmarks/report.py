@@ -7,10 +7,10 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
-SINGLE_SERIES = ("echo", "uniform", "hot", "card", "naive-uniform", "naive-hot")
-COLOR = {"echo": "k", "uniform": "C0", "hot": "C1", "card": "C2", "batch": "C3", "naive-uniform": "C4",
-         "naive-hot": "C5"}
-LINE = {"echo": "--", "naive-uniform": ":", "naive-hot": ":"}
+SINGLE_SERIES = ("echo", "echo-aio", "uniform", "hot", "card", "naive-uniform", "naive-hot")
+COLOR = {"echo": "k", "echo-aio": "grey", "uniform": "C0", "hot": "C1", "card": "C2", "batch": "C3",
+         "naive-uniform": "C4", "naive-hot": "C5"}
+LINE = {"echo": "--", "echo-aio": "--", "naive-uniform": ":", "naive-hot": ":"}
 
 
 def _num(value: Any, digits: int = 0) -> str:
@@ -107,7 +107,7 @@ def _peak_table(result: dict[str, Any]) -> str:
     pgbench_tps = result["pgbench"]["tps"] if result.get("pgbench") else None
     echo = peaks.get("echo", {}).get("calls_per_s")
     rows = []
-    for series in ("uniform", "hot", "card", "batch", "echo", "naive-uniform", "naive-hot"):
+    for series in ("uniform", "hot", "card", "batch", "echo", "echo-aio", "naive-uniform", "naive-hot"):
         if series not in peaks:
             continue
         peak = peaks[series]

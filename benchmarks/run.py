@@ -84,6 +84,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--pgbench-seconds", type=int, default=10)
     p.add_argument("--pgbench-scale", type=int, default=8)
     p.add_argument("--profile-seconds", type=int, default=8, help="py-spy per profiled phase; 0 skips")
+    p.add_argument("--no-echo-aio", action="store_true", help="skip the grpc.aio echo server series")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--keep-databases", action="store_true")
     p.add_argument("--smoke", action="store_true", help="tiny counts and durations: a harness check")
@@ -122,6 +123,7 @@ class Bench:
         self.profiles: dict[str, Any] = {}
         self.pgbench_result: dict[str, Any] | None = None
         self.echo: Service | None = None
+        self.echo_aio: Service | None = None
         self.naive_ready = False
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -158,6 +160,10 @@ class Bench:
         if not args.soak:
             self.echo = echo_server(self.tmp / "echo-server.log").launch()
             self.cleanups.append(self.echo.stop)
+            if not args.no_echo_aio:
+                self.echo_aio = echo_server(self.tmp / "echo-aio-server.log", aio=True).launch()
+                self.cleanups.append(self.echo_aio.stop)
+                self.echo_aio.wait_ready()
             self.echo.wait_ready()
         self.ledger.wait_ready()
 
@@ -247,6 +253,9 @@ class Bench:
         args = self.args
         steps: list[Step] = [("pgbench", self.run_pgbench)]
         steps += [(f"echo c={c}", functools.partial(self.closed, "echo", "uniform", c)) for c in args.levels]
+        if not args.no_echo_aio:
+            steps += [(f"echo-aio c={c}", functools.partial(self.closed, "echo-aio", "uniform", c))
+                      for c in args.levels]
         for workload in args.workloads:
             levels = {"card": args.card_levels, "batch": args.batch_levels}.get(workload, args.levels)
             steps += [(f"{workload} c={c}", functools.partial(self.closed, workload, workload, c))
@@ -279,6 +288,9 @@ class Bench:
         if series == "echo":
             assert self.echo is not None
             service = self.echo
+        elif series == "echo-aio":
+            assert self.echo_aio is not None
+            service = self.echo_aio
         spec = self.spec(f"{series}-c{concurrency}", "grpc", service.target, workload, concurrency)
         return self.measure(f"{series} c={concurrency}", series, service, spec)
 

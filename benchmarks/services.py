@@ -97,9 +97,10 @@ def ledger_server(database_url: str, metrics_port: int, log_path: pathlib.Path |
     return Service("ledger", [sys.executable, "-m", "ledger_server.main"], env, log_path)
 
 
-def echo_server(log_path: pathlib.Path | None) -> Service:
+def echo_server(log_path: pathlib.Path | None, aio: bool = False) -> Service:
     argv = [sys.executable, "-m", "benchmarks.echo_server", "--listen", "{listen}"]
-    return Service("echo", argv, {}, log_path)
+    argv += ["--aio"] if aio else []
+    return Service("echo-aio" if aio else "echo", argv, {}, log_path)
 
 
 def scrape(metrics_port: int) -> dict[str, float]:

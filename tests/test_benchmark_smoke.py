@@ -14,7 +14,7 @@ import sys
 
 from tests.conftest import ROOT
 
-SERIES = {"echo", "uniform", "hot", "card", "batch", "naive-uniform", "naive-hot"}
+SERIES = {"echo", "echo-aio", "uniform", "hot", "card", "batch", "naive-uniform", "naive-hot"}
 
 
 def test_smoke_run_produces_the_report(pg_admin_url: str, tmp_path: pathlib.Path) -> None:
