@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import psycopg
 from ledger.v1 import ledger_pb2_grpc
 
 from benchmarks.naive_ledger import NaiveClient
@@ -126,7 +127,11 @@ def worker_main(conn: multiprocessing.connection.Connection, index: int, workers
             spec = conn.recv()
             if spec is None:
                 return
-            conn.send(_run_phase(spec, index, workers, channels))
+            try:
+                report = _run_phase(spec, index, workers, channels)
+            except Exception as error:  # report it as the phase's failure; stay up for the next
+                report = WorkerReport(errors=Counter({f"load process: {type(error).__name__}: {error}": 1}))
+            conn.send(report)
     finally:
         for channel in channels.values():
             channel.close()
@@ -160,7 +165,11 @@ def _run_phase(spec: PhaseSpec, index: int, workers: int, channels: dict[str, gr
             rng = random.Random(seed * 1000 + t)
             on_exit: Callable[[], None] = _nothing
             if spec.target_kind == "naive":
-                client = NaiveClient(spec.target, spec.naive_accounts, spec.naive_hot, rng)
+                try:
+                    client = NaiveClient(spec.target, spec.naive_accounts, spec.naive_hot, rng)
+                except psycopg.Error as error:  # e.g. max_connections reached on a shared server
+                    sink.report.errors[f"connect: {type(error).__name__}"] += 1
+                    continue
                 run, on_exit = _naive_runner(client), client.close
             else:
                 assert stub is not None and spec.accounts is not None

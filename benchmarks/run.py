@@ -71,7 +71,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--card-levels", type=_ints, default=[16, 64])
     p.add_argument("--batch-levels", type=_ints, default=[1, 2, 4], help="CreateTransfers calls in flight")
     p.add_argument("--batch-size", type=int, default=1000)
-    p.add_argument("--naive-levels", type=_ints, default=[8, 32])
+    p.add_argument("--naive-levels", type=_ints, default=[8, 20],
+                   help="one PostgreSQL connection per client: mind max_connections on a shared server")
     p.add_argument("--workloads", default=",".join(WORKLOADS))
     p.add_argument("--accounts", type=int, default=10_000)
     p.add_argument("--hot-accounts", type=int, default=10)
