@@ -101,7 +101,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.batch_size, args.accounts, args.hot_accounts, args.merchants = 20, 40, 3, 3
         args.open_seconds, args.pgbench_seconds, args.pgbench_scale = 0.5, 1, 1
         args.pgbench_clients, args.profile_seconds = 2, 0
-        args.soak_seconds = min(args.soak_seconds, 3.0)
+        args.soak_seconds = min(args.soak_seconds, 2.0)
     args.workloads = [w for w in args.workloads.split(",") if w]
     for workload in args.workloads:
         if workload not in WORKLOADS:
@@ -121,6 +121,7 @@ class Bench:
         self.phases: list[dict[str, Any]] = []
         self.cleanups: list[Callable[[], None]] = []
         self.run_id = uuid.uuid4().hex[:6]
+        self.start_delay_s = START_DELAY_S / 3 if args.smoke else START_DELAY_S
         self.profiles: dict[str, Any] = {}
         self.pgbench_result: dict[str, Any] | None = None
         self.echo: Service | None = None
@@ -205,7 +206,7 @@ class Bench:
         args = self.args
         return PhaseSpec(
             name=f"{self.run_id}-{name}", target_kind=kind, target=target, workload=workload,
-            concurrency=concurrency, start_at=time.monotonic() + START_DELAY_S, warmup_s=args.warmup,
+            concurrency=concurrency, start_at=time.monotonic() + self.start_delay_s, warmup_s=args.warmup,
             duration_s=duration or args.duration, open_rate=open_rate, accounts=self.accounts,
             naive_accounts=args.accounts, naive_hot=args.hot_accounts if workload == "hot" else 0,
             batch_size=args.batch_size, seed=len(self.phases) + 1,
