@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import psycopg
 
-SAMPLE_INTERVAL_S = 0.5
+SAMPLE_INTERVAL_S = 0.25
 
 
 @dataclass(frozen=True)

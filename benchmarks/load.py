@@ -34,6 +34,7 @@ from benchmarks.workloads import Accounts, Call, Session, new_session
 CALL_TIMEOUT_S = 30.0
 OPEN_LOOP_OUTSTANDING_MAX = 4000  # past this many unanswered calls the sender waits (still charged)
 LATE_SEND_S = 0.001
+CLOSE_GRACE_S = 0.5
 GRPC_OPTIONS = [("grpc.max_receive_message_length", 32 * 1024 * 1024),
                 ("grpc.max_send_message_length", 32 * 1024 * 1024)]
 
@@ -149,6 +150,7 @@ def _cpu_s() -> float:
 def _run_phase(spec: PhaseSpec, index: int, workers: int, channels: dict[str, grpc.Channel]) -> WorkerReport:
     sink = _Sink(spec)
     threads: list[threading.Thread] = []
+    closers: list[Callable[[], None]] = []
     stub = None
     if spec.target_kind == "grpc":
         if spec.target not in channels:
@@ -163,21 +165,21 @@ def _run_phase(spec: PhaseSpec, index: int, workers: int, channels: dict[str, gr
     else:
         for t in range(_share(spec.concurrency, index, workers)):
             rng = random.Random(seed * 1000 + t)
-            on_exit: Callable[[], None] = _nothing
             if spec.target_kind == "naive":
                 try:
                     client = NaiveClient(spec.target, spec.naive_accounts, spec.naive_hot, rng)
                 except psycopg.Error as error:  # e.g. max_connections reached on a shared server
                     sink.report.errors[f"connect: {type(error).__name__}"] += 1
                     continue
-                run, on_exit = _naive_runner(client), client.close
+                run = _naive_runner(client)
+                closers.append(client.close)
             else:
                 assert stub is not None and spec.accounts is not None
                 session = new_session(
                     spec.workload, spec.accounts, rng, f"{spec.name}-w{index}-t{t}", spec.batch_size
                 )
                 run = _grpc_runner(stub, session)
-            loop = threading.Thread(target=_closed_loop, args=(run, spec, sink, on_exit), daemon=True)
+            loop = threading.Thread(target=_closed_loop, args=(run, spec, sink), daemon=True)
             threads.append(loop)
     for thread in threads:
         thread.start()
@@ -188,6 +190,11 @@ def _run_phase(spec: PhaseSpec, index: int, workers: int, channels: dict[str, gr
     sink.report.cpu_s = _cpu_s() - cpu_begin
     for thread in threads:
         thread.join(timeout=CALL_TIMEOUT_S + 5)
+    # Database connections outlive the window a little, so the coordinator's last look at the
+    # PostgreSQL processes still finds their backends (an exited process's CPU is lost).
+    time.sleep(max(0.0, end + CLOSE_GRACE_S - time.monotonic()))
+    for close in closers:
+        close()
     return dataclasses.replace(sink.report, errors=Counter(sink.report.errors))
 
 
@@ -230,30 +237,23 @@ def _naive_runner(client: NaiveClient) -> Runner:
     return prepare
 
 
-def _nothing() -> None:
-    pass
-
-
-def _closed_loop(runner: Runner, spec: PhaseSpec, sink: _Sink, on_exit: Callable[[], None]) -> None:
-    try:
-        time.sleep(max(0.0, spec.start_at - time.monotonic()))
-        _, end = spec.window
-        while True:
-            send = runner()
-            started = time.monotonic()
-            if started >= end:
-                return
-            try:
-                transfers = send()
-            except grpc.RpcError as error:
-                sink.failed(started, error.code().name)
-                continue
-            except Exception as error:  # the naive baseline: a database error
-                sink.failed(started, type(error).__name__)
-                continue
-            sink.ok(started, time.monotonic(), transfers)
-    finally:
-        on_exit()
+def _closed_loop(runner: Runner, spec: PhaseSpec, sink: _Sink) -> None:
+    time.sleep(max(0.0, spec.start_at - time.monotonic()))
+    _, end = spec.window
+    while True:
+        send = runner()
+        started = time.monotonic()
+        if started >= end:
+            return
+        try:
+            transfers = send()
+        except grpc.RpcError as error:
+            sink.failed(started, error.code().name)
+            continue
+        except Exception as error:  # the naive baseline: a database error
+            sink.failed(started, type(error).__name__)
+            continue
+        sink.ok(started, time.monotonic(), transfers)
 
 
 # -- open loop -------------------------------------------------------------------------------------
