@@ -86,6 +86,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--pgbench-scale", type=int, default=8)
     p.add_argument("--profile-seconds", type=int, default=8, help="py-spy per profiled phase; 0 skips")
     p.add_argument("--no-echo-aio", action="store_true", help="skip the grpc.aio echo server series")
+    p.add_argument("--no-extra-nosync", action="store_true",
+                   help="skip the labelled non-durable extra (uniform with synchronous_commit=off)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--keep-databases", action="store_true")
     p.add_argument("--smoke", action="store_true", help="tiny counts and durations: a harness check")
@@ -176,10 +178,11 @@ class Bench:
         self.pool.start(spec)
         time.sleep(max(0.0, begin - time.monotonic()))
         self.meter.start(service.pid if service else None)
-        metrics_before = scrape(self.metrics_port) if service is self.ledger else None
+        metrics_port = service.metrics_port if service is not None else None
+        metrics_before = scrape(metrics_port) if metrics_port is not None else None
         time.sleep(max(0.0, end - time.monotonic()))
         cpu = self.meter.stop()
-        metrics_after = scrape(self.metrics_port) if metrics_before is not None else None
+        metrics_after = scrape(metrics_port) if metrics_port is not None else None
         report_: WorkerReport = self.pool.collect(spec)
         figures = phase_figures(report_, spec.duration_s)
         if mode == "open":
@@ -267,6 +270,8 @@ class Bench:
                       for c in args.naive_levels]
         if "uniform" in args.workloads:
             steps.append(("open loop", self.open_loop))
+            if not args.no_extra_nosync:
+                steps.append(("extra: no sync commit", self.not_durable_extra))
         if args.profile_seconds > 0:
             steps += [(f"profile {w}", functools.partial(self.profile, w)) for w in ("uniform", "batch")
                       if w in args.workloads]
@@ -314,6 +319,21 @@ class Bench:
         spec = self.spec("open-uniform", "grpc", self.ledger.target, "uniform", 0,
                          duration=self.args.open_seconds, open_rate=rate)
         return self.measure(f"uniform open loop {rate:.0f}/s", "uniform", self.ledger, spec, mode="open")
+
+    def not_durable_extra(self) -> dict[str, Any]:
+        """Labelled extra, never a reported figure: uniform at its best level on a second ledger
+        whose connections run with synchronous_commit=off. If it is not much faster, commit
+        latency (the WAL flush) is not what limits the ledger."""
+        candidates = [p for p in self.phases if p["series"] == "uniform" and p["mode"] == "closed"]
+        level = max(candidates, key=lambda p: p["transfers_per_s"])["concurrency"] if candidates else 16
+        port = free_port()
+        extra = ledger_server(self.ledger_url, port, self.tmp / "ledger-nosync.log", durable=False).start()
+        try:
+            spec = self.spec(f"nosync-c{level}", "grpc", extra.target, "uniform", level)
+            return self.measure(f"EXTRA, NOT DURABLE: uniform c={level}, synchronous_commit=off",
+                                "extra-not-durable", extra, spec)
+        finally:
+            extra.stop()
 
     def profile(self, workload: str) -> dict[str, Any] | None:
         """py-spy on the server while the workload runs at its best concurrency of this run."""

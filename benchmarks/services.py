@@ -40,6 +40,7 @@ class Service:
     log_path: pathlib.Path | None = None
     target: str = ""
     process: subprocess.Popen[bytes] | None = None
+    metrics_port: int | None = None  # the ledger's Prometheus endpoint
 
     def start(self) -> Service:
         return self.launch().wait_ready()
@@ -88,13 +89,21 @@ class Service:
             self.process.wait(timeout=10)
 
 
-def ledger_server(database_url: str, metrics_port: int, log_path: pathlib.Path | None) -> Service:
+def ledger_server(
+    database_url: str, metrics_port: int, log_path: pathlib.Path | None, durable: bool = True
+) -> Service:
+    """The ledger as operators run it. durable=False sets synchronous_commit=off on every
+    connection it opens (libpq's PGOPTIONS): only for the labelled, non-durable extra."""
     env = {
         "LEDGER_DATABASE_URL": database_url,
         "LEDGER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
         "LEDGER_LOG_LEVEL": "WARNING",
     }
-    return Service("ledger", [sys.executable, "-m", "ledger_server.main"], env, log_path)
+    if not durable:
+        env["PGOPTIONS"] = (os.environ.get("PGOPTIONS", "") + " -c synchronous_commit=off").strip()
+    name = "ledger" if durable else "ledger (synchronous_commit=off)"
+    argv = [sys.executable, "-m", "ledger_server.main"]
+    return Service(name, argv, env, log_path, metrics_port=metrics_port)
 
 
 def echo_server(log_path: pathlib.Path | None, aio: bool = False) -> Service:

@@ -14,7 +14,9 @@ import sys
 
 from tests.conftest import ROOT
 
-SERIES = {"echo", "echo-aio", "uniform", "hot", "card", "batch", "naive-uniform", "naive-hot"}
+SERIES = {
+    "echo", "echo-aio", "uniform", "hot", "card", "batch", "naive-uniform", "naive-hot", "extra-not-durable",
+}
 
 
 def test_smoke_run_produces_the_report(pg_admin_url: str, tmp_path: pathlib.Path) -> None:
@@ -42,6 +44,8 @@ def test_smoke_run_produces_the_report(pg_admin_url: str, tmp_path: pathlib.Path
     batch = next(p for p in closed if p["series"] == "batch")
     assert batch["transfers"] == batch["calls"] * result["meta"]["settings"]["batch_size"]
     assert [p for p in result["phases"] if p["mode"] == "open"], "no open-loop phase"
+    not_durable = [p for p in result["phases"] if p["series"] == "extra-not-durable"]
+    assert all("NOT DURABLE" in p["name"] and "synchronous_commit=off" in p["target"] for p in not_durable)
     assert result["pgbench"]["tps"] > 0
     assert result["summary"]["targets"] and result["summary"]["ratios"]["uniform_vs_echo"]
 
