@@ -21,40 +21,40 @@ from concurrent import futures
 from typing import Any
 
 import grpc
-from ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
+from ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from ledger_server.server import MESSAGE_BYTES_MAX, ServerConfig
 
 
 class EmptyLedger(ledger_pb2_grpc.LedgerServicer):
-    def CreateTransfer(self, request: Any, context: grpc.ServicerContext) -> ledger_pb2.Transfer:  # noqa: N802
+    def CreateTransfer(self, request: Any, context: grpc.ServicerContext) -> ledger_pb2.Transfer:
         return ledger_pb2.Transfer()
 
-    def CreateTransfers(  # noqa: N802
+    def CreateTransfers(
         self, request: Any, context: grpc.ServicerContext
     ) -> ledger_pb2.CreateTransfersResponse:
         return ledger_pb2.CreateTransfersResponse()
 
-    def PostPendingTransfer(self, request: Any, context: grpc.ServicerContext) -> ledger_pb2.Transfer:  # noqa: N802
+    def PostPendingTransfer(self, request: Any, context: grpc.ServicerContext) -> ledger_pb2.Transfer:
         return ledger_pb2.Transfer()
 
-    def VoidPendingTransfer(self, request: Any, context: grpc.ServicerContext) -> ledger_pb2.Transfer:  # noqa: N802
+    def VoidPendingTransfer(self, request: Any, context: grpc.ServicerContext) -> ledger_pb2.Transfer:
         return ledger_pb2.Transfer()
 
 
 class AsyncEmptyLedger(ledger_pb2_grpc.LedgerServicer):
-    async def CreateTransfer(self, request: Any, context: Any) -> ledger_pb2.Transfer:  # noqa: N802
+    async def CreateTransfer(self, request: Any, context: Any) -> ledger_pb2.Transfer:
         return ledger_pb2.Transfer()
 
-    async def CreateTransfers(  # noqa: N802
+    async def CreateTransfers(
         self, request: Any, context: Any
     ) -> ledger_pb2.CreateTransfersResponse:
         return ledger_pb2.CreateTransfersResponse()
 
-    async def PostPendingTransfer(self, request: Any, context: Any) -> ledger_pb2.Transfer:  # noqa: N802
+    async def PostPendingTransfer(self, request: Any, context: Any) -> ledger_pb2.Transfer:
         return ledger_pb2.Transfer()
 
-    async def VoidPendingTransfer(self, request: Any, context: Any) -> ledger_pb2.Transfer:  # noqa: N802
+    async def VoidPendingTransfer(self, request: Any, context: Any) -> ledger_pb2.Transfer:
         return ledger_pb2.Transfer()
 
 
@@ -64,7 +64,7 @@ async def serve_aio(listen: str) -> int:
         ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
         ("grpc.so_reuseport", 0),
     ])
-    ledger_pb2_grpc.add_LedgerServicer_to_server(AsyncEmptyLedger(), server)  # type: ignore[no-untyped-call]
+    ledger_pb2_grpc.add_LedgerServicer_to_server(AsyncEmptyLedger(), server)
     if server.add_insecure_port(listen) == 0:
         print(f"cannot listen on {listen}", file=sys.stderr)
         return 1
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             ("grpc.so_reuseport", 0),
         ],
     )
-    ledger_pb2_grpc.add_LedgerServicer_to_server(EmptyLedger(), server)  # type: ignore[no-untyped-call]
+    ledger_pb2_grpc.add_LedgerServicer_to_server(EmptyLedger(), server)
     if server.add_insecure_port(args.listen) == 0:
         print(f"cannot listen on {args.listen}", file=sys.stderr)
         return 1

@@ -26,10 +26,11 @@ from typing import Any
 
 import grpc
 import psycopg
-from ledger.v1 import ledger_pb2_grpc
 
+from benchmarks import auth
 from benchmarks.naive_ledger import NaiveClient
 from benchmarks.workloads import Accounts, Call, Session, new_session
+from ledger.v1 import ledger_pb2_grpc
 
 CALL_TIMEOUT_S = 30.0
 OPEN_LOOP_OUTSTANDING_MAX = 4000  # past this many unanswered calls the sender waits (still charged)
@@ -154,8 +155,8 @@ def _run_phase(spec: PhaseSpec, index: int, workers: int, channels: dict[str, gr
     stub = None
     if spec.target_kind == "grpc":
         if spec.target not in channels:
-            channels[spec.target] = grpc.insecure_channel(spec.target, options=GRPC_OPTIONS)
-        stub = ledger_pb2_grpc.LedgerStub(channels[spec.target])  # type: ignore[no-untyped-call]
+            channels[spec.target] = auth.channel(spec.target, GRPC_OPTIONS)
+        stub = ledger_pb2_grpc.LedgerStub(channels[spec.target])
     seed = spec.seed * 1000 + index
     if spec.open_rate > 0:
         assert stub is not None and spec.accounts is not None

@@ -28,14 +28,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import grpc
 import psutil
 import psycopg
-from ledger.v1 import ledger_pb2 as pb
-from ledger.v1 import ledger_pb2_grpc
 from tqdm import tqdm
 
-from benchmarks import naive_ledger, pgbench, report
+from benchmarks import auth, naive_ledger, pgbench, report
 from benchmarks.cpu import CpuMeter, PostgresProcesses
 from benchmarks.databases import PostgresServer
 from benchmarks.load import GRPC_OPTIONS, LoadPool, PhaseSpec, WorkerReport
@@ -43,6 +40,8 @@ from benchmarks.profiling import NativeRecorder, Recorder, py_spy
 from benchmarks.results import latency_curve_ms, phase_figures, server_metrics_delta, summarize
 from benchmarks.services import Service, echo_server, free_port, ledger_server, scrape
 from benchmarks.workloads import WORKLOADS, Accounts, Batch
+from ledger.v1 import ledger_pb2 as pb
+from ledger.v1 import ledger_pb2_grpc
 
 log = logging.getLogger("benchmarks")
 DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results"
@@ -220,8 +219,8 @@ class Bench:
     def create_accounts(self) -> Accounts:
         args = self.args
         asset = "B" + self.run_id.upper()
-        with grpc.insecure_channel(self.ledger.target) as channel:
-            stub = ledger_pb2_grpc.LedgerStub(channel)  # type: ignore[no-untyped-call]
+        with auth.channel(self.ledger.target) as channel:
+            stub = ledger_pb2_grpc.LedgerStub(channel)
             stub.CreateAsset(pb.CreateAssetRequest(request_id=f"{self.run_id}-asset", code=asset, scale=2))
 
             def create(i: int) -> str:
@@ -243,8 +242,8 @@ class Bench:
         sequential-scan plans for the foreign-key checks of entries, which then grow with the table
         until autovacuum analyzes it again (see README.md, "Where the time goes")."""
         session = Batch(accounts, random.Random(0), f"{self.run_id}-seed", min(1000, self.args.batch_size))
-        with grpc.insecure_channel(self.ledger.target, options=GRPC_OPTIONS) as channel:
-            stub = ledger_pb2_grpc.LedgerStub(channel)  # type: ignore[no-untyped-call]
+        with auth.channel(self.ledger.target, GRPC_OPTIONS) as channel:
+            stub = ledger_pb2_grpc.LedgerStub(channel)
             for _ in range(SEED_BATCHES):
                 stub.CreateTransfers(session.next_call().request, timeout=60)
         with psycopg.connect(self.ledger_url, autocommit=True) as conn:
@@ -484,6 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    auth.run_key()  # before any load process is spawned: they inherit it
     bench = Bench(args)
     try:
         if args.soak:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.auth import run_key
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
 
@@ -98,6 +100,10 @@ def ledger_server(
         "LEDGER_DATABASE_URL": database_url,
         "LEDGER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
         "LEDGER_LOG_LEVEL": "WARNING",
+        "LEDGER_BOOTSTRAP_ADMIN_KEY": run_key(),
+        # The harness is one caller: the per-caller rate limit must not be what it measures.
+        "LEDGER_RATE_LIMIT": "1000000000",
+        "LEDGER_RATE_LIMIT_BURST": "1000000000",
     }
     if not durable:
         env["PGOPTIONS"] = (os.environ.get("PGOPTIONS", "") + " -c synchronous_commit=off").strip()

@@ -16,9 +16,9 @@ from typing import Any
 
 import grpc
 import psycopg
+
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
-
 from ledger_server.server import LedgerServer
 from tests.ledger_api import error_reason, new_account, new_asset, rid, transfer
 
