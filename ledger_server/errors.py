@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -14,17 +12,22 @@ from ledger.v1 import ledger_pb2
 DOMAIN = "ledger.v1"
 
 
-@dataclass(frozen=True)
 class LedgerError(Exception):
-    """A refusal with a documented reason. Business rejections are final and stored per request id."""
+    """A refusal with a documented reason. Business rejections are final and stored per request id.
 
-    code: grpc.StatusCode
-    reason: str
-    message: str
-    metadata: dict[str, str] = field(default_factory=dict)
+    A plain exception class (not a frozen dataclass): Python sets __traceback__ on exceptions that
+    pass through context managers, which a frozen instance would refuse.
+    """
 
-    def __post_init__(self) -> None:
-        assert ledger_pb2.ErrorReason.Value(self.reason) > 0, self.reason
+    def __init__(
+        self, code: grpc.StatusCode, reason: str, message: str, metadata: dict[str, str] | None = None
+    ) -> None:
+        assert ledger_pb2.ErrorReason.Value(reason) > 0, reason
+        super().__init__(code, reason, message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.metadata: dict[str, str] = dict(metadata or {})
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Sequence
 
 from ledger_server.access.callers import provision_admin_key
+from ledger_server.events.component import EventsConfig
+from ledger_server.events.webhooks import config as webhooks_config
 from ledger_server.migrate import migrate
 from ledger_server.server import LedgerServer, ServerConfig
 
@@ -46,6 +48,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         default=env("LEDGER_RATE_LIMIT_FAIL_CLOSED", "") == "1",
                         help="refuse calls while Redis is down (default: fall back to per-replica buckets)")
     parser.add_argument("--log-level", default=env("LEDGER_LOG_LEVEL", "INFO"))
+    in_process = env("LEDGER_WEBHOOKS_IN_PROCESS")
+    parser.add_argument("--webhooks-in-process", action=argparse.BooleanOptionalAction,
+                        default=None if in_process is None else in_process.lower() in ("1", "true", "yes"),
+                        help="run the webhook dispatcher in this process too (env LEDGER_WEBHOOKS_IN_PROCESS; "
+                             "default: on with the embedded PostgreSQL, else run ledger-webhooks)")
     return parser.parse_args(argv)
 
 
@@ -78,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         embedded = EmbeddedPostgres(pathlib.Path(args.state_dir) / "postgres")
         database_url = embedded.database_url()
         log.info("no LEDGER_DATABASE_URL: using the embedded PostgreSQL at %s", database_url)
+    dispatch_here = args.webhooks_in_process if args.webhooks_in_process is not None else embedded is not None
     applied = migrate(database_url)
     log.info("schema up to date (%d migrations applied now)", len(applied))
     provision_keys(database_url, embedded is not None, pathlib.Path(args.state_dir))
@@ -87,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             redis_url=args.redis_url, tls_cert=args.tls_cert, tls_key=args.tls_key,
             tls_client_ca=args.tls_client_ca, rate_limit_per_s=args.rate_limit,
             rate_limit_burst=args.rate_limit_burst, rate_limit_fail_open=not args.rate_limit_fail_closed,
+            events=EventsConfig(webhooks=webhooks_config.from_env() if dispatch_here else None),
         )
     ).start()
     print(f"ledger listening on {server.target}", flush=True)

@@ -6,7 +6,7 @@ import logging
 import pathlib
 import threading
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -20,6 +20,8 @@ from ledger_server.access.callers import CallerDirectory
 from ledger_server.access.interceptor import AccessInterceptor
 from ledger_server.access.rate_limit import RateLimiter
 from ledger_server.access.tenancy import TenantGuard
+from ledger_server.events.component import SERVICE_NAME as EVENTS_SERVICE_NAME
+from ledger_server.events.component import EventsComponent, EventsConfig
 from ledger_server.expiry import HoldExpirer
 from ledger_server.group_commit import GroupCommitter
 from ledger_server.metrics import Metrics
@@ -49,6 +51,7 @@ class ServerConfig:
     rate_limit_per_s: float = 2000.0
     rate_limit_burst: float = 4000.0
     rate_limit_fail_open: bool = True
+    events: EventsConfig = field(default_factory=EventsConfig)  # WatchEvents, webhooks
 
 
 class LedgerServer:
@@ -85,9 +88,12 @@ class LedgerServer:
             self.callers, config.database_url, self._pool,
         )
         ledger_pb2_grpc.add_LedgerServicer_to_server(service, self._grpc)
+        self._events = EventsComponent(config.database_url, self._pool, self.metrics, config.events, self._grpc)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
-        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._grpc)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, EVENTS_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._grpc
+        )
         self.port = self._bind(config)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {config.listen}")
@@ -117,8 +123,9 @@ class LedgerServer:
         if self.config.metrics_listen:
             host, _, port = self.config.metrics_listen.rpartition(":")
             self._metrics_server = start_http_server(int(port), addr=host or "0.0.0.0", registry=self.metrics.registry)
+        self._events.start()
         self._grpc.start()
-        for name in ("", SERVICE_NAME):
+        for name in ("", SERVICE_NAME, EVENTS_SERVICE_NAME):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("ledger serving on %s", self.target)
         return self
@@ -129,6 +136,7 @@ class LedgerServer:
             return
         self._stopped.set()
         self._health.enter_graceful_shutdown()
+        self._events.stop()
         self._grpc.stop(grace_s).wait()
         self._expirer.stop()
         self._committer.stop()

@@ -23,6 +23,7 @@ from ledger_server.access.callers import CallerDirectory
 from ledger_server.access.interceptor import current_principal
 from ledger_server.access.scopes import allows
 from ledger_server.access.tenancy import TenantGuard
+from ledger_server.chain_service import CHAIN_RPCS, ChainRpcs
 from ledger_server.commands import attribute
 from ledger_server.errors import LedgerError, invalid
 from ledger_server.group_commit import GroupCommitter
@@ -44,7 +45,7 @@ def _referenced_transfers(item: c.TransferCommand) -> tuple[uuid.UUID, ...]:
     return ()
 
 
-class LedgerService(AdminService, ledger_pb2_grpc.LedgerServicer):
+class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
     def __init__(
         self, committer: GroupCommitter, reads: Reads, metrics: Metrics, commit_timeout_s: float,
         tenants: TenantGuard, callers: CallerDirectory, database_url: str, pool: ConnectionPool[Any],
@@ -224,3 +225,25 @@ class LedgerService(AdminService, ledger_pb2_grpc.LedgerServicer):
             self._tenant(), (uuid.UUID(found.debit_account_id), uuid.UUID(found.credit_account_id))
         )
         return found
+
+
+def _tenant_guarded(handler: Any) -> Any:
+    """Chain RPCs for a tenant-limited caller: only those naming one of its own accounts."""
+
+    def guarded(self: LedgerService, request: Any, context: grpc.ServicerContext) -> Any:
+        tenant = self._tenant()
+        if tenant is not None:
+            account_id = getattr(request, "account_id", "")
+            if not account_id:
+                raise LedgerError(grpc.StatusCode.PERMISSION_DENIED, "TENANT_MISMATCH",
+                                  "a tenant-limited caller must name one of its own accounts")
+            self.tenants.check_accounts(tenant, (v.identifier(account_id, "account_id"),))
+        return handler(self, request, context)
+
+    guarded.__name__ = handler.__name__
+    return guarded
+
+
+# Chain RPCs (ledger_server/chain_service.py), wrapped like every handler above.
+for _name in CHAIN_RPCS:
+    setattr(LedgerService, _name, _rpc(_tenant_guarded(getattr(ChainRpcs, _name))))

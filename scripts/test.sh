@@ -12,4 +12,11 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 echo "== ruff"; "$VENV/bin/ruff" check .
 echo "== mypy"; "$VENV/bin/mypy"
+# The chain tests start a real local Ethereum node: anvil from npm (a pinned version that ships the
+# linux/macOS binaries), installed once under chain/testnode (git-ignored node_modules).
+ANVIL_VERSION="1.7.1"
+if ! grep -qs "\"version\": \"$ANVIL_VERSION\"" chain/testnode/node_modules/@foundry-rs/anvil/package.json; then
+    echo "== installing anvil $ANVIL_VERSION"
+    npm install --prefix chain/testnode --no-audit --no-fund --save-exact "@foundry-rs/anvil@$ANVIL_VERSION"
+fi
 echo "== pytest"; exec "$VENV/bin/pytest" "$@"

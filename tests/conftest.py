@@ -181,10 +181,13 @@ class ServerProcess:
     def start(self, timeout_s: float = 30) -> ServerProcess:
         env = {**os.environ, "LEDGER_DATABASE_URL": self.database_url, "LEDGER_LISTEN": self.target,
                "LEDGER_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY, **self.extra_env}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ledger_server.main"], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
+        # The log goes to a file, never a pipe nobody reads (a full pipe would block the server).
+        self.log_path = pathlib.Path(tempfile.mkstemp(prefix="ledger-server-", suffix=".log")[1])
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ledger_server.main"], env=env, cwd=ROOT,
+                stdout=subprocess.DEVNULL, stderr=log,
+            )
         deadline = time.monotonic() + timeout_s
         with grpc.insecure_channel(self.target) as chan:
             while True:
@@ -193,7 +196,7 @@ class ServerProcess:
                     return self
                 except grpc.FutureTimeoutError:
                     if self.process.poll() is not None or time.monotonic() > deadline:
-                        err = self.process.stderr.read().decode() if self.process.stderr else ""
+                        err = self.log_path.read_text(errors="replace")
                         raise RuntimeError(f"ledger-server did not start: {err[-2000:]}") from None
 
     def kill(self) -> None:

@@ -13,6 +13,7 @@ from google.protobuf import timestamp_pb2
 
 from ledger.v1 import admin_pb2, ledger_pb2_grpc
 from ledger.v1 import ledger_pb2 as pb
+from tests.chain_bad_input import chain_cases
 from tests.ledger_api import error_reason, new_account, new_asset, rid, transfer
 
 TABLES = ("assets", "accounts", "transfers", "entries", "holds", "request_outcomes", "outbox", "callers")
@@ -144,6 +145,7 @@ def cases(w: dict[str, str]) -> Iterator[tuple[str, Any, grpc.StatusCode, str]]:
     yield "ListCallers", admin_pb2.ListCallersRequest(page_size=2000), invalid, "INVALID_PAGE_SIZE"
     yield "ListAuditRecords", admin_pb2.ListAuditRecordsRequest(page_token="zz"), invalid, "INVALID_PAGE_TOKEN"
     yield "VerifyLedger", admin_pb2.VerifyLedgerRequest(), grpc.StatusCode.OK, ""
+    yield from chain_cases(w)  # the chain RPCs (tests/chain_bad_input.py)
 
 
 def test_every_rpc_refuses_bad_input_and_writes_nothing(

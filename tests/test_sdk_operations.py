@@ -1,124 +1,79 @@
-"""SDK: adjust_pending_transfer and apply_operations (mixed atomic batches) against a real server."""
+"""The SDK's hold adjustments and mixed operation batches, against a real server."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
+from collections.abc import Iterator
 
 import pytest
 
 from ledger_client import (
     AdjustPending,
     AsyncLedgerClient,
-    BatchItemFailed,
     InsufficientFunds,
     LedgerClient,
     NewTransfer,
-    PendingAmountUnchanged,
     PostPending,
     Reverse,
     TransferKind,
-    TransferState,
     VoidPending,
 )
 from ledger_server.server import LedgerServer
 from tests.conftest import ADMIN_KEY
 
 
-def _setup(client: LedgerClient, funds: int = 10_000) -> tuple[str, str, str, str]:
-    asset = "O" + uuid.uuid4().hex[:10].upper()
-    client.create_asset(code=asset, scale=2)
-    funding = client.create_account(asset=asset).id
-    wallet = client.create_account(asset=asset, debits_must_not_exceed_credits=True).id
-    merchant = client.create_account(asset=asset).id
-    client.create_transfer(debit_account_id=funding, credit_account_id=wallet, amount=funds, asset=asset)
-    return asset, funding, wallet, merchant
+@pytest.fixture
+def client(ledger_server: LedgerServer) -> Iterator[LedgerClient]:
+    with LedgerClient(ledger_server.target, token=ADMIN_KEY) as sdk:
+        yield sdk
 
 
-def test_adjust_pending_raises_and_lowers_a_hold(ledger_server: LedgerServer) -> None:
-    with LedgerClient(ledger_server.target, token=ADMIN_KEY) as client:
-        asset, _, wallet, merchant = _setup(client)
-        hold = client.create_transfer(
-            debit_account_id=wallet, credit_account_id=merchant, amount=1000, asset=asset, pending=True
-        )
-        up = client.adjust_pending_transfer(pending_id=hold.id, amount=1500, request_id=f"up-{hold.id}")
-        assert (up.kind, up.amount, up.pending_id) == (TransferKind.INCREASE_PENDING, 500, hold.id)
-        assert client.adjust_pending_transfer(pending_id=hold.id, amount=1500, request_id=f"up-{hold.id}") == up
-        down = client.adjust_pending_transfer(pending_id=hold.id, amount="4.00")  # major units: one lookup
-        assert (down.kind, down.amount) == (TransferKind.DECREASE_PENDING, 1100)
-        assert client.get_account(account_id=wallet).debits_pending == 400
-        with pytest.raises(PendingAmountUnchanged):
-            client.adjust_pending_transfer(pending_id=hold.id, amount=400)
-        with pytest.raises(InsufficientFunds):
-            client.adjust_pending_transfer(pending_id=hold.id, amount=10_001)
-        posted = client.post_pending_transfer(pending_id=hold.id)
-        assert posted.amount == 400
-        assert client.get_account(account_id=wallet).posted_balance == 10_000 - 400
+def test_adjust_and_apply_operations(client: LedgerClient, ledger_server: LedgerServer) -> None:
+    import uuid
+
+    code = "S" + uuid.uuid4().hex[:8].upper()
+    client.create_asset(code=code, scale=2)
+    world = client.create_account(asset=code)
+    wallet = client.create_account(asset=code, debits_must_not_exceed_credits=True)
+    fees = client.create_account(asset=code)
+    client.create_transfer(debit_account_id=world.id, credit_account_id=wallet.id, amount=100, asset=code)
+    hold = client.create_transfer(debit_account_id=wallet.id, credit_account_id=world.id, amount=30, asset=code,
+                                  pending=True)
+    raised = client.adjust_pending_transfer(pending_id=hold.id, amount=50)
+    assert raised.kind == TransferKind.INCREASE_PENDING and raised.amount == 20
+    with pytest.raises(InsufficientFunds):
+        client.adjust_pending_transfer(pending_id=hold.id, amount=101)
+    result = client.apply_operations(atomic=True, operations=[
+        PostPending(pending_id=hold.id, amount=40),
+        NewTransfer(debit_account_id=wallet.id, credit_account_id=fees.id, amount="0.05", asset=code),
+    ])
+    assert result.ok and [t.kind for t in result.transfers] == [TransferKind.POST_PENDING, TransferKind.SINGLE_PHASE]
+    assert client.get_account(account_id=wallet.id).debits_posted == 45
+
+    async def async_flow() -> None:
+        async with AsyncLedgerClient(ledger_server.target, token=ADMIN_KEY) as sdk:
+            second = await sdk.create_transfer(debit_account_id=wallet.id, credit_account_id=world.id, amount=10,
+                                               asset=code, pending=True)
+            await sdk.adjust_pending_transfer(pending_id=second.id, amount=5)
+            mixed = await sdk.apply_operations(operations=[
+                VoidPending(pending_id=second.id), Reverse(transfer_id=result.transfers[1].id),
+                AdjustPending(pending_id=second.id, amount=7)])
+            assert [item.ok for item in mixed] == [True, True, False]
+
+    asyncio.run(async_flow())
 
 
-def test_apply_operations_atomic_mixed_batch_commits_all_or_nothing(ledger_server: LedgerServer) -> None:
-    with LedgerClient(ledger_server.target, token=ADMIN_KEY) as client:
-        asset, funding, wallet, merchant = _setup(client)
-        fees = client.create_account(asset=asset).id
-        hold = client.create_transfer(
-            debit_account_id=wallet, credit_account_id=merchant, amount=3000, asset=asset, pending=True
-        )
-        batch = f"clearing-{hold.id}"
-        result = client.apply_operations(
-            operations=[
-                AdjustPending(pending_id=hold.id, amount=2000, request_id=f"{batch}:adjust"),
-                NewTransfer(debit_account_id=wallet, credit_account_id=merchant, amount=1000, asset=asset,
-                            request_id=f"{batch}:post"),
-                NewTransfer(debit_account_id=merchant, credit_account_id=fees, amount=20, asset=asset),
-            ],
-            atomic=True, request_id=batch,
-        )
-        assert result.ok and len(result) == 3
-        assert [t.kind for t in result.transfers] == [
-            TransferKind.DECREASE_PENDING, TransferKind.SINGLE_PHASE, TransferKind.SINGLE_PHASE
-        ]
-        account = client.get_account(account_id=wallet)
-        assert (account.debits_pending, account.debits_posted) == (2000, 1000)
+def test_chain_registry_through_the_sdk(client: LedgerClient) -> None:
+    import uuid
 
-        # An atomic batch with one failing item changes nothing; every item reports why.
-        failed = client.apply_operations(
-            operations=[
-                PostPending(pending_id=hold.id, amount=500),
-                NewTransfer(debit_account_id=wallet, credit_account_id=merchant, amount=99_999, asset=asset),
-            ],
-            atomic=True,
-        )
-        assert not failed.ok
-        assert isinstance(failed.results[0].error, BatchItemFailed)
-        assert isinstance(failed.results[1].error, InsufficientFunds)
-        assert client.get_transfer(transfer_id=hold.id).state == TransferState.PENDING
-
-        # Non-atomic: each item on its own; reverse and void in one request.
-        single = result.transfers[1]
-        mixed = client.apply_operations(operations=[
-            Reverse(transfer_id=single.id, amount=250), VoidPending(pending_id=hold.id),
-        ])
-        assert mixed.ok
-        assert [t.kind for t in mixed.transfers] == [TransferKind.REVERSAL, TransferKind.VOID_PENDING]
-        account = client.get_account(account_id=wallet)
-        assert (account.debits_pending, account.debits_posted, account.credits_posted) == (0, 1000, 10_250)
-        assert funding
-
-
-def test_async_client_has_the_same_operations(ledger_server: LedgerServer) -> None:
-    with LedgerClient(ledger_server.target, token=ADMIN_KEY) as client:
-        asset, _, wallet, merchant = _setup(client)
-
-    async def run() -> None:
-        async with AsyncLedgerClient(ledger_server.target, token=ADMIN_KEY) as aio:
-            hold = await aio.create_transfer(
-                debit_account_id=wallet, credit_account_id=merchant, amount=100, asset=asset, pending=True
-            )
-            raised = await aio.adjust_pending_transfer(pending_id=hold.id, amount=180)
-            assert raised.amount == 80
-            result = await aio.apply_operations(
-                operations=[PostPending(pending_id=hold.id, amount=150)], atomic=True
-            )
-            assert result.ok and result.transfers[0].amount == 150
-
-    asyncio.run(run())
+    code = "C" + uuid.uuid4().hex[:8].upper()
+    client.create_asset(code=code, scale=18)
+    account = client.create_account(asset=code, debits_must_not_exceed_credits=True)
+    chain_id = 31_000 + int(uuid.uuid4().int % 1000)
+    registered = client.register_chain_asset(chain_id=chain_id, asset=code, decimals=18, confirmations=3)
+    assert registered.asset == code
+    address = "0x" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
+    client.register_deposit_address(chain_id=chain_id, address=address, account_id=account.id)
+    assert [a.asset for a in client.list_chain_assets(chain_id=chain_id).assets] == [code]
+    assert len(client.list_deposit_addresses(chain_id=chain_id).addresses) == 1
+    assert list(client.list_chain_deposits(account_id=account.id).deposits) == []

@@ -13,6 +13,7 @@ PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerRe
                    "/grpc.reflection.v1.ServerReflection/")
 
 _LEDGER = "/ledger.v1.Ledger/"
+_EVENTS = "/ledger.v1.LedgerEvents/"
 METHOD_SCOPES: dict[str, str] = {
     _LEDGER + "CreateAsset": ADMIN,
     _LEDGER + "GetAsset": "accounts:read",
@@ -36,6 +37,24 @@ METHOD_SCOPES: dict[str, str] = {
     _LEDGER + "ListCallers": ADMIN,
     _LEDGER + "ListAuditRecords": ADMIN,
     _LEDGER + "VerifyLedger": ADMIN,
+    _LEDGER + "RegisterChainAsset": ADMIN,
+    _LEDGER + "ListChainAssets": "chain:read",
+    _LEDGER + "RegisterDepositAddress": "chain:write",
+    _LEDGER + "ListDepositAddresses": "chain:read",
+    _LEDGER + "ListChainDeposits": "chain:read",
+    _LEDGER + "ListChainAlerts": "chain:read",
+    _LEDGER + "CreateWithdrawal": "chain:write",
+    _LEDGER + "GetWithdrawal": "chain:read",
+    # Events and webhooks (service LedgerEvents, docs/events.md).
+    _EVENTS + "WatchEvents": "events:read",
+    _EVENTS + "CreateWebhookEndpoint": "webhooks:write",
+    _EVENTS + "ListWebhookEndpoints": "webhooks:write",
+    _EVENTS + "UpdateWebhookEndpoint": "webhooks:write",
+    _EVENTS + "DisableWebhookEndpoint": "webhooks:write",
+    _EVENTS + "RotateWebhookSecret": "webhooks:write",
+    _EVENTS + "ListDeadLetters": "webhooks:write",
+    _EVENTS + "ReplayDeliveries": "webhooks:write",
+    _EVENTS + "ListDeliveryAttempts": "webhooks:write",
 }
 
 

@@ -16,10 +16,24 @@ WHERE id = ANY(%(transfer_ids)s::uuid[]);
 
 -- name: lock_accounts
 -- Transaction-level advisory locks on every account the batch touches, in ascending key order
--- (the caller sorts and dedupes the keys), so two writers can never deadlock. Returns the clock
--- read after the locks are held: the batch's timestamp.
-SELECT clock_timestamp() AS now
-FROM (SELECT count(pg_advisory_xact_lock(key)) FROM unnest(%(keys)s::bigint[]) AS key) AS locked;
+-- (the caller sorts and dedupes the keys). They are TRIED, never waited for: this transaction's
+-- snapshot already exists, so waiting for another writer would leave it reading data from before
+-- that writer's commit. When one is busy the batch stops at once and its retry locks first
+-- (lock_accounts_session), then begins. Returns whether all were taken, and the clock read after:
+-- the batch's timestamp.
+SELECT bool_and(taken) AS all_taken, clock_timestamp() AS now
+FROM (SELECT pg_try_advisory_xact_lock(key) AS taken FROM unnest(%(keys)s::bigint[]) AS key) AS locked;
+
+-- name: referenced_accounts
+SELECT debit_account_id, credit_account_id FROM transfers WHERE id = ANY(%(transfer_ids)s::uuid[]);
+
+-- name: lock_accounts_session
+-- Retries only: session-level locks taken before the transaction begins (same key order), so the
+-- retry's snapshot is taken after competing writers committed. Released by unlock_accounts_session.
+SELECT count(pg_advisory_lock(key)) FROM unnest(%(keys)s::bigint[]) AS key;
+
+-- name: unlock_accounts_session
+SELECT count(pg_advisory_unlock(key)) FROM unnest(%(keys)s::bigint[]) AS key;
 
 -- name: load_assets
 SELECT code, scale FROM assets WHERE code = ANY(%(codes)s::text[]);

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import message as pb_message
 
-from ledger.v1 import admin_pb2, ledger_pb2_grpc
+from ledger.v1 import admin_pb2, chain_pb2, ledger_pb2_grpc
 from ledger.v1 import ledger_pb2 as pb
 from ledger_client import messages
 from ledger_client.call_core import DEFAULT_TIMEOUT_S, CallCore, RetryObserver, request_id_of
@@ -370,33 +370,19 @@ class LedgerClient:
         )
         return Transfer.from_proto(self._invoke("ReverseTransfer", request, pb.Transfer, deadline))
 
-    def get_transfer(
-        self, *, transfer_id: str | None = None, request_id: str | None = None, timeout: float | None = None
-    ) -> Transfer:
-        """A transfer by its id, or by the request id that created it (exactly one of the two)."""
-        deadline = self._core.deadline(timeout)
-        request = messages.get_transfer(transfer_id=transfer_id, request_id=request_id)
-        return Transfer.from_proto(self._invoke("GetTransfer", request, pb.Transfer, deadline))
-
     def adjust_pending_transfer(
         self,
         *,
         pending_id: str,
-        amount: Amount,
+        amount: int,
         metadata: Mapping[str, str] | None = None,
         request_id: str | None = None,
         timeout: float | None = None,
     ) -> Transfer:
-        """Set a pending hold to a new total `amount`: raise it (incremental authorization) or lower it.
-
-        Raising is checked like a new hold of the difference (`InsufficientFunds` on a wallet); the
-        amount must differ from the current one (`PendingAmountUnchanged`) and be > 0 (void instead).
-        """
+        """Set a hold to a new total of `amount` minor units (incremental authorization, partial reversal)."""
         deadline = self._core.deadline(timeout)
-        minor = self._minor_of_transfer(amount, pending_id, deadline)
-        assert minor is not None
         request = messages.adjust_pending(
-            pending_id=pending_id, amount=minor, metadata_=metadata, request_id=request_id
+            pending_id=pending_id, amount=to_minor_units(amount, None), metadata_=metadata, request_id=request_id,
         )
         return Transfer.from_proto(self._invoke("AdjustPendingTransfer", request, pb.Transfer, deadline))
 
@@ -408,27 +394,29 @@ class LedgerClient:
         request_id: str | None = None,
         timeout: float | None = None,
     ) -> BatchResult:
-        """Mixed operations in one request (1..8000): create, post, void, reverse, adjust.
+        """Mixed operations (NewTransfer, PostPending, VoidPending, Reverse, AdjustPending) in one request.
 
-        Each item has its own request id (generated once when missing) and result; with
-        `atomic=True` all commit or none do (e.g. a card clearing with its fee transfers).
+        Amounts of operations on existing transfers are int minor units. Items without a request_id get
+        one each (kept across retries); with `atomic=True` all commit or none do.
         """
         deadline = self._core.deadline(timeout)
-        items = []
-        for index, item in enumerate(operations):
-            key = messages.operation_amount_key(item)
-            raw = getattr(item, "amount", None)
-            minor: int | None = None
-            if key is not None and raw is not None:
-                field = f"operations[{index}].amount"
-                if key[0] == "asset":
-                    minor = self._minor(raw, key[1], deadline, field)
-                else:
-                    minor = self._minor_of_transfer(raw, key[1], deadline)
-            items.append(messages.operation(item, minor, index))
+        items = [
+            messages.operation(item, index, self._minor(item.amount, item.asset, deadline,
+                                                        f"operations[{index}].amount")
+                               if isinstance(item, NewTransfer) else None)
+            for index, item in enumerate(operations)
+        ]
         request = messages.apply_operations(operations=items, atomic=atomic, request_id=request_id)
         response = self._invoke("ApplyOperations", request, pb.ApplyOperationsResponse, deadline)
-        return BatchResult.from_proto(response, tuple(messages.request_id_of_operation(i) for i in items))
+        return BatchResult.from_proto(response, tuple(messages.operation_request_id(i) for i in items))
+
+    def get_transfer(
+        self, *, transfer_id: str | None = None, request_id: str | None = None, timeout: float | None = None
+    ) -> Transfer:
+        """A transfer by its id, or by the request id that created it (exactly one of the two)."""
+        deadline = self._core.deadline(timeout)
+        request = messages.get_transfer(transfer_id=transfer_id, request_id=request_id)
+        return Transfer.from_proto(self._invoke("GetTransfer", request, pb.Transfer, deadline))
 
     # -- access control, audit, verification (scope `admin`) --------------------------------------
 
@@ -495,3 +483,82 @@ class LedgerClient:
         deadline = self._core.deadline(timeout)
         request = admin_pb2.VerifyLedgerRequest()
         return Verification.from_proto(self._invoke("VerifyLedger", request, admin_pb2.VerifyLedgerResponse, deadline))
+
+
+    # -- chain (protobuf messages of ledger.v1 chain.proto; docs/chain.md) ------------------------
+
+    def register_chain_asset(
+        self, *, chain_id: int, asset: str, decimals: int, confirmations: int, contract_address: str = "",
+        omnibus_account_id: str = "", request_id: str | None = None, timeout: float | None = None,
+    ) -> chain_pb2.ChainAsset:
+        """Watch an asset on a chain (empty contract_address: the native coin)."""
+        request = chain_pb2.RegisterChainAssetRequest(
+            request_id=messages.request_id_or_new(request_id), chain_id=chain_id, asset=asset,
+            contract_address=contract_address, decimals=decimals, confirmations=confirmations,
+            omnibus_account_id=omnibus_account_id,
+        )
+        return self._invoke("RegisterChainAsset", request, chain_pb2.ChainAsset, self._core.deadline(timeout))
+
+    def list_chain_assets(
+        self, *, chain_id: int = 0, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> chain_pb2.ListChainAssetsResponse:
+        request = chain_pb2.ListChainAssetsRequest(chain_id=chain_id, page_size=page_size, page_token=page_token)
+        return self._invoke(
+            "ListChainAssets", request, chain_pb2.ListChainAssetsResponse, self._core.deadline(timeout))
+
+    def register_deposit_address(
+        self, *, chain_id: int, address: str, account_id: str, request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> chain_pb2.DepositAddress:
+        request = chain_pb2.RegisterDepositAddressRequest(
+            request_id=messages.request_id_or_new(request_id), chain_id=chain_id, address=address,
+            account_id=account_id,
+        )
+        return self._invoke(
+            "RegisterDepositAddress", request, chain_pb2.DepositAddress, self._core.deadline(timeout))
+
+    def list_deposit_addresses(
+        self, *, chain_id: int = 0, account_id: str = "", page_size: int = 0, page_token: str = "",
+        timeout: float | None = None,
+    ) -> chain_pb2.ListDepositAddressesResponse:
+        request = chain_pb2.ListDepositAddressesRequest(
+            chain_id=chain_id, account_id=account_id, page_size=page_size, page_token=page_token)
+        return self._invoke(
+            "ListDepositAddresses", request, chain_pb2.ListDepositAddressesResponse, self._core.deadline(timeout))
+
+    def list_chain_deposits(
+        self, *, account_id: str = "", address: str = "", chain_id: int = 0, page_size: int = 0,
+        page_token: str = "", timeout: float | None = None,
+    ) -> chain_pb2.ListChainDepositsResponse:
+        """Deposits seen for an account or an address (exactly one), with state and confirmations."""
+        request = chain_pb2.ListChainDepositsRequest(
+            account_id=account_id, address=address, chain_id=chain_id, page_size=page_size, page_token=page_token)
+        return self._invoke(
+            "ListChainDeposits", request, chain_pb2.ListChainDepositsResponse, self._core.deadline(timeout))
+
+    def list_chain_alerts(
+        self, *, chain_id: int = 0, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> chain_pb2.ListChainAlertsResponse:
+        request = chain_pb2.ListChainAlertsRequest(chain_id=chain_id, page_size=page_size, page_token=page_token)
+        return self._invoke(
+            "ListChainAlerts", request, chain_pb2.ListChainAlertsResponse, self._core.deadline(timeout))
+
+    def create_withdrawal(
+        self, *, account_id: str, chain_id: int, to_address: str, asset: str, amount: int,
+        request_id: str | None = None, timeout: float | None = None,
+    ) -> chain_pb2.Withdrawal:
+        """Hold `amount` minor units and queue an on-chain withdrawal (sent by ledger-chain-signer)."""
+        request = chain_pb2.CreateWithdrawalRequest(
+            request_id=messages.request_id_or_new(request_id), account_id=account_id, chain_id=chain_id,
+            to_address=to_address, asset=asset, amount=str(to_minor_units(amount, None)),
+        )
+        return self._invoke("CreateWithdrawal", request, chain_pb2.Withdrawal, self._core.deadline(timeout))
+
+    def get_withdrawal(
+        self, *, withdrawal_id: str | None = None, request_id: str | None = None, timeout: float | None = None
+    ) -> chain_pb2.Withdrawal:
+        if (withdrawal_id is None) == (request_id is None):
+            raise TypeError("pass exactly one of withdrawal_id and request_id")
+        request = (chain_pb2.GetWithdrawalRequest(id=withdrawal_id) if withdrawal_id is not None
+                   else chain_pb2.GetWithdrawalRequest(request_id=request_id))
+        return self._invoke("GetWithdrawal", request, chain_pb2.Withdrawal, self._core.deadline(timeout))

@@ -41,9 +41,15 @@ __all__ = [
     "CallerAlreadyRevoked",
     "CallerNotFound",
     "Cancelled",
+    "ChainAssetConflict",
+    "ChainAssetNotFound",
     "CreditLimitExceeded",
     "DatabaseUnavailable",
     "DeadlineExceeded",
+    "DecimalsMismatch",
+    "DeliveryNotFound",
+    "DeliveryPending",
+    "DepositAddressTaken",
     "ExceedsPendingAmount",
     "ExceedsReversibleAmount",
     "IdempotencyKeyReused",
@@ -51,18 +57,26 @@ __all__ = [
     "Internal",
     "InvalidAmount",
     "InvalidAssetCode",
+    "InvalidChainAddress",
+    "InvalidChainId",
+    "InvalidConfirmations",
     "InvalidCredentials",
+    "InvalidEventType",
     "InvalidFlags",
+    "InvalidGracePeriod",
     "InvalidId",
     "InvalidMetadata",
+    "InvalidOmnibusAccount",
     "InvalidPageSize",
     "InvalidPageToken",
     "InvalidRequest",
     "InvalidRequestId",
     "InvalidScale",
     "InvalidScope",
+    "InvalidSequenceRange",
     "InvalidTimeRange",
     "InvalidTimeout",
+    "InvalidUrl",
     "LedgerError",
     "MalformedRequest",
     "MissingCredentials",
@@ -90,6 +104,9 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "UnexpectedStatus",
+    "UrlNotAllowed",
+    "WebhookEndpointNotEnabled",
+    "WebhookEndpointNotFound",
     "build_error",
     "error_class",
     "status_code",
@@ -203,6 +220,40 @@ class MalformedRequest(InvalidRequest):
     REASON = "MALFORMED_REQUEST"
 
 
+class InvalidUrl(InvalidRequest):
+    REASON = "INVALID_URL"
+
+
+class InvalidChainId(InvalidRequest):
+    REASON = "INVALID_CHAIN_ID"
+
+
+class InvalidChainAddress(InvalidRequest):
+    REASON = "INVALID_CHAIN_ADDRESS"
+
+
+class InvalidConfirmations(InvalidRequest):
+    REASON = "INVALID_CONFIRMATIONS"
+
+
+class UrlNotAllowed(InvalidRequest):
+    """A webhook URL on a loopback, private, link-local or metadata address, or plain http."""
+
+    REASON = "URL_NOT_ALLOWED"
+
+
+class InvalidEventType(InvalidRequest):
+    REASON = "INVALID_EVENT_TYPE"
+
+
+class InvalidSequenceRange(InvalidRequest):
+    REASON = "INVALID_SEQUENCE_RANGE"
+
+
+class InvalidGracePeriod(InvalidRequest):
+    REASON = "INVALID_GRACE_PERIOD"
+
+
 # -- NOT_FOUND -------------------------------------------------------------------------------------
 
 
@@ -309,6 +360,44 @@ class CallerAlreadyExists(Rejected):
 
 class PendingAmountUnchanged(Rejected):
     REASON = "PENDING_AMOUNT_UNCHANGED"
+
+
+class ChainAssetNotFound(Rejected):
+    REASON = "CHAIN_ASSET_NOT_FOUND"
+
+
+class ChainAssetConflict(Rejected):
+    REASON = "CHAIN_ASSET_CONFLICT"
+
+
+class DepositAddressTaken(Rejected):
+    REASON = "DEPOSIT_ADDRESS_TAKEN"
+
+
+class DecimalsMismatch(Rejected):
+    REASON = "DECIMALS_MISMATCH"
+
+
+class InvalidOmnibusAccount(Rejected):
+    REASON = "INVALID_OMNIBUS_ACCOUNT"
+
+
+class WebhookEndpointNotFound(Rejected):
+    REASON = "WEBHOOK_ENDPOINT_NOT_FOUND"
+
+
+class WebhookEndpointNotEnabled(Rejected):
+    REASON = "WEBHOOK_ENDPOINT_NOT_ENABLED"
+
+
+class DeliveryNotFound(Rejected, NotFound):
+    """FAILED_PRECONDITION in a replay, NOT_FOUND in a read: catchable as either."""
+
+    REASON = "DELIVERY_NOT_FOUND"
+
+
+class DeliveryPending(Rejected):
+    REASON = "DELIVERY_PENDING"
 
 
 # -- ALREADY_EXISTS ------------------------------------------------------------------------------

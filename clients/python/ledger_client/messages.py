@@ -16,6 +16,7 @@ from google.protobuf import timestamp_pb2
 from ledger.v1 import admin_pb2
 from ledger.v1 import ledger_pb2 as pb
 from ledger_client.errors import InvalidRequestId, MissingField
+from ledger_client.money import to_minor_units
 from ledger_client.request_ids import is_valid_request_id, new_request_id
 from ledger_client.results import AdjustPending, NewTransfer, Operation, PostPending, Reverse, VoidPending
 
@@ -94,29 +95,27 @@ def create_transfers(
 
 
 def post_pending(
-    *, pending_id: str, amount: int | None, metadata_: Mapping[str, str] | None, request_id: str | None,
-    field: str = "request_id",
+    *, pending_id: str, amount: int | None, metadata_: Mapping[str, str] | None, request_id: str | None
 ) -> pb.PostPendingTransferRequest:
     return pb.PostPendingTransferRequest(
-        request_id=request_id_or_new(request_id, field), pending_id=pending_id,
+        request_id=request_id_or_new(request_id), pending_id=pending_id,
         amount="" if amount is None else str(amount), metadata=metadata(metadata_),
     )
 
 
 def void_pending(
-    *, pending_id: str, metadata_: Mapping[str, str] | None, request_id: str | None, field: str = "request_id"
+    *, pending_id: str, metadata_: Mapping[str, str] | None, request_id: str | None
 ) -> pb.VoidPendingTransferRequest:
     return pb.VoidPendingTransferRequest(
-        request_id=request_id_or_new(request_id, field), pending_id=pending_id, metadata=metadata(metadata_)
+        request_id=request_id_or_new(request_id), pending_id=pending_id, metadata=metadata(metadata_)
     )
 
 
 def reverse_transfer(
-    *, transfer_id: str, amount: int | None, metadata_: Mapping[str, str] | None, request_id: str | None,
-    field: str = "request_id",
+    *, transfer_id: str, amount: int | None, metadata_: Mapping[str, str] | None, request_id: str | None
 ) -> pb.ReverseTransferRequest:
     return pb.ReverseTransferRequest(
-        request_id=request_id_or_new(request_id, field), transfer_id=transfer_id,
+        request_id=request_id_or_new(request_id), transfer_id=transfer_id,
         amount="" if amount is None else str(amount), metadata=metadata(metadata_),
     )
 
@@ -137,55 +136,40 @@ def apply_operations(
     return pb.ApplyOperationsRequest(request_id=request_id_or_new(request_id), operations=operations, atomic=atomic)
 
 
-def operation_amount_key(item: Operation) -> tuple[str, str] | None:
-    """What a major-unit amount of `item` needs to become minor units: ("asset", code) or
-    ("transfer", id) (the transfer's asset); None when the item has no amount."""
-    if isinstance(item, NewTransfer):
-        return ("asset", item.asset)
-    if isinstance(item, PostPending | AdjustPending) and item.amount is not None:
-        return ("transfer", item.pending_id)
-    if isinstance(item, Reverse) and item.amount is not None:
-        return ("transfer", item.transfer_id)
-    return None
-
-
-def operation(item: Operation, amount: int | None, index: int) -> pb.Operation:
-    """One `apply_operations` item as a wire message; `amount` already in minor units."""
+def operation(item: Operation, index: int, transfer_amount: int | None) -> pb.Operation:
+    """One apply_operations item; `transfer_amount` is a NewTransfer's amount already in minor units."""
     field = f"operations[{index}].request_id"
     if isinstance(item, NewTransfer):
-        assert amount is not None
+        assert transfer_amount is not None
         return pb.Operation(create_transfer=create_transfer(
-            debit_account_id=item.debit_account_id, credit_account_id=item.credit_account_id, amount=amount,
+            debit_account_id=item.debit_account_id, credit_account_id=item.credit_account_id, amount=transfer_amount,
             asset=item.asset, pending=item.pending, hold_timeout_seconds=item.hold_timeout_seconds,
-            metadata_=item.metadata, request_id=item.request_id, field=field,
-        ))
+            metadata_=item.metadata, request_id=item.request_id, field=field))
     if isinstance(item, PostPending):
-        return pb.Operation(post_pending=post_pending(
-            pending_id=item.pending_id, amount=amount, metadata_=item.metadata, request_id=item.request_id,
-            field=field,
-        ))
+        return pb.Operation(post_pending=pb.PostPendingTransferRequest(
+            request_id=request_id_or_new(item.request_id, field), pending_id=item.pending_id,
+            amount="" if item.amount is None else str(to_minor_units(item.amount, None)),
+            metadata=metadata(item.metadata)))
     if isinstance(item, VoidPending):
-        return pb.Operation(void_pending=void_pending(
-            pending_id=item.pending_id, metadata_=item.metadata, request_id=item.request_id, field=field
-        ))
+        return pb.Operation(void_pending=pb.VoidPendingTransferRequest(
+            request_id=request_id_or_new(item.request_id, field), pending_id=item.pending_id,
+            metadata=metadata(item.metadata)))
     if isinstance(item, Reverse):
-        return pb.Operation(reverse=reverse_transfer(
-            transfer_id=item.transfer_id, amount=amount, metadata_=item.metadata, request_id=item.request_id,
-            field=field,
-        ))
+        return pb.Operation(reverse=pb.ReverseTransferRequest(
+            request_id=request_id_or_new(item.request_id, field), transfer_id=item.transfer_id,
+            amount="" if item.amount is None else str(to_minor_units(item.amount, None)),
+            metadata=metadata(item.metadata)))
     if isinstance(item, AdjustPending):
-        assert amount is not None
         return pb.Operation(adjust_pending=adjust_pending(
-            pending_id=item.pending_id, amount=amount, metadata_=item.metadata, request_id=item.request_id,
-            field=field,
-        ))
-    raise TypeError(f"operations[{index}] must be NewTransfer, PostPending, VoidPending, Reverse or AdjustPending")
+            pending_id=item.pending_id, amount=to_minor_units(item.amount, None), metadata_=item.metadata,
+            request_id=item.request_id, field=field))
+    raise TypeError(f"not an operation: {item!r}")
 
 
-def request_id_of_operation(message: pb.Operation) -> str:
-    kind = message.WhichOneof("operation")
+def operation_request_id(item: pb.Operation) -> str:
+    kind = item.WhichOneof("operation")
     assert kind is not None
-    request_id: str = getattr(message, kind).request_id
+    request_id: str = getattr(item, kind).request_id
     return request_id
 
 

@@ -38,8 +38,8 @@ class TransferKind(StrEnum):
     VOID_PENDING = "VOID_PENDING"
     EXPIRE_PENDING = "EXPIRE_PENDING"
     REVERSAL = "REVERSAL"
-    INCREASE_PENDING = "INCREASE_PENDING"  # raised a hold (adjust_pending_transfer)
-    DECREASE_PENDING = "DECREASE_PENDING"  # lowered a hold (adjust_pending_transfer)
+    INCREASE_PENDING = "INCREASE_PENDING"
+    DECREASE_PENDING = "DECREASE_PENDING"
     TRANSFER_KIND_UNSPECIFIED = "TRANSFER_KIND_UNSPECIFIED"
 
 
@@ -232,17 +232,17 @@ class NewTransfer:
 
 @dataclass(frozen=True)
 class PostPending:
-    """An `apply_operations` item: settle a hold (all of it, or `amount`; the rest is released)."""
+    """An `apply_operations` item: post a hold (all of it, or `amount` minor units)."""
 
     pending_id: str
-    amount: Amount | None = None
+    amount: int | None = None
     metadata: Mapping[str, str] | None = field(default=None, hash=False)
     request_id: str | None = None
 
 
 @dataclass(frozen=True)
 class VoidPending:
-    """An `apply_operations` item: release a hold entirely."""
+    """An `apply_operations` item: release a hold."""
 
     pending_id: str
     metadata: Mapping[str, str] | None = field(default=None, hash=False)
@@ -251,25 +251,24 @@ class VoidPending:
 
 @dataclass(frozen=True)
 class Reverse:
-    """An `apply_operations` item: compensate a posted transfer (all that is left, or `amount`)."""
+    """An `apply_operations` item: reverse a posted transfer (all that is left, or `amount` minor units)."""
 
     transfer_id: str
-    amount: Amount | None = None
+    amount: int | None = None
     metadata: Mapping[str, str] | None = field(default=None, hash=False)
     request_id: str | None = None
 
 
 @dataclass(frozen=True)
 class AdjustPending:
-    """An `apply_operations` item: set a pending hold to a new total `amount` (up or down)."""
+    """An `apply_operations` item: set a hold to a new total of `amount` minor units."""
 
     pending_id: str
-    amount: Amount
+    amount: int
     metadata: Mapping[str, str] | None = field(default=None, hash=False)
     request_id: str | None = None
 
 
-# One item of `apply_operations`: a new transfer or an operation on an existing one.
 Operation = NewTransfer | PostPending | VoidPending | Reverse | AdjustPending
 
 
@@ -298,7 +297,7 @@ class ItemResult:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """The outcomes of create_transfers / apply_operations, one per item, in request order."""
+    """The outcomes of create_transfers, one per item, in request order."""
 
     results: tuple[ItemResult, ...]
 

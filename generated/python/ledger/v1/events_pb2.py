@@ -26,15 +26,21 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ledger.v1 import ledger_pb2 as ledger_dot_v1_dot_ledger__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ledger/v1/events.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/ledger.proto\"\x87\x02\n\x0bLedgerEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\"\n\x04type\x18\x02 \x01(\x0e\x32\x14.ledger.v1.EventType\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61\x63\x63ount_ids\x18\x04 \x03(\t\x12!\n\x05\x61sset\x18\n \x01(\x0b\x32\x10.ledger.v1.AssetH\x00\x12%\n\x07\x61\x63\x63ount\x18\x0b \x01(\x0b\x32\x12.ledger.v1.AccountH\x00\x12\'\n\x08transfer\x18\x0c \x01(\x0b\x32\x13.ledger.v1.TransferH\x00\x42\t\n\x07payload*\xd4\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rASSET_CREATED\x10\x01\x12\x13\n\x0f\x41\x43\x43OUNT_CREATED\x10\x02\x12\x13\n\x0fTRANSFER_POSTED\x10\x03\x12\x10\n\x0cHOLD_CREATED\x10\x04\x12\x0f\n\x0bHOLD_POSTED\x10\x05\x12\x0f\n\x0bHOLD_VOIDED\x10\x06\x12\x10\n\x0cHOLD_EXPIRED\x10\x07\x12\x15\n\x11TRANSFER_REVERSED\x10\x08\x12\x11\n\rHOLD_ADJUSTED\x10\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ledger/v1/events.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/ledger.proto\"\xd0\x02\n\x0bLedgerEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\"\n\x04type\x18\x02 \x01(\x0e\x32\x14.ledger.v1.EventType\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61\x63\x63ount_ids\x18\x04 \x03(\t\x12!\n\x05\x61sset\x18\n \x01(\x0b\x32\x10.ledger.v1.AssetH\x00\x12%\n\x07\x61\x63\x63ount\x18\x0b \x01(\x0b\x32\x12.ledger.v1.AccountH\x00\x12\'\n\x08transfer\x18\x0c \x01(\x0b\x32\x13.ledger.v1.TransferH\x00\x12G\n\x19webhook_endpoint_disabled\x18\r \x01(\x0b\x32\".ledger.v1.WebhookEndpointDisabledH\x00\x42\t\n\x07payload\"\xa0\x01\n\x17WebhookEndpointDisabled\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x30\n\x06reason\x18\x03 \x01(\x0e\x32 .ledger.v1.WebhookDisabledReason\x12\x31\n\rfailing_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"l\n\x12WatchEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12)\n\x0b\x65vent_types\x18\x02 \x03(\x0e\x32\x14.ledger.v1.EventType\x12\x13\n\x0b\x61\x63\x63ount_ids\x18\x03 \x03(\t*\xf3\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rASSET_CREATED\x10\x01\x12\x13\n\x0f\x41\x43\x43OUNT_CREATED\x10\x02\x12\x13\n\x0fTRANSFER_POSTED\x10\x03\x12\x10\n\x0cHOLD_CREATED\x10\x04\x12\x0f\n\x0bHOLD_POSTED\x10\x05\x12\x0f\n\x0bHOLD_VOIDED\x10\x06\x12\x10\n\x0cHOLD_EXPIRED\x10\x07\x12\x15\n\x11TRANSFER_REVERSED\x10\x08\x12\x11\n\rHOLD_ADJUSTED\x10\t\x12\x1d\n\x19WEBHOOK_ENDPOINT_DISABLED\x10\n*\x98\x01\n\x15WebhookDisabledReason\x12\'\n#WEBHOOK_DISABLED_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19WEBHOOK_DISABLED_MANUALLY\x10\x01\x12\x19\n\x15WEBHOOK_DISABLED_GONE\x10\x02\x12\x1c\n\x18WEBHOOK_DISABLED_FAILING\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledger.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTTYPE']._serialized_start=361
-  _globals['_EVENTTYPE']._serialized_end=573
+  _globals['_EVENTTYPE']._serialized_start=707
+  _globals['_EVENTTYPE']._serialized_end=950
+  _globals['_WEBHOOKDISABLEDREASON']._serialized_start=953
+  _globals['_WEBHOOKDISABLEDREASON']._serialized_end=1105
   _globals['_LEDGEREVENT']._serialized_start=95
-  _globals['_LEDGEREVENT']._serialized_end=358
+  _globals['_LEDGEREVENT']._serialized_end=431
+  _globals['_WEBHOOKENDPOINTDISABLED']._serialized_start=434
+  _globals['_WEBHOOKENDPOINTDISABLED']._serialized_end=594
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=596
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=704
 # @@protoc_insertion_point(module_scope)

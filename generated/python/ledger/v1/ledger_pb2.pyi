@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from ledger.v1 import admin_pb2 as _admin_pb2
+from ledger.v1 import chain_pb2 as _chain_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -64,6 +65,23 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CALLER_ALREADY_EXISTS: _ClassVar[ErrorReason]
     MALFORMED_REQUEST: _ClassVar[ErrorReason]
     PENDING_AMOUNT_UNCHANGED: _ClassVar[ErrorReason]
+    INVALID_URL: _ClassVar[ErrorReason]
+    URL_NOT_ALLOWED: _ClassVar[ErrorReason]
+    INVALID_EVENT_TYPE: _ClassVar[ErrorReason]
+    INVALID_SEQUENCE_RANGE: _ClassVar[ErrorReason]
+    INVALID_GRACE_PERIOD: _ClassVar[ErrorReason]
+    WEBHOOK_ENDPOINT_NOT_FOUND: _ClassVar[ErrorReason]
+    WEBHOOK_ENDPOINT_NOT_ENABLED: _ClassVar[ErrorReason]
+    DELIVERY_NOT_FOUND: _ClassVar[ErrorReason]
+    DELIVERY_PENDING: _ClassVar[ErrorReason]
+    INVALID_CHAIN_ID: _ClassVar[ErrorReason]
+    INVALID_CHAIN_ADDRESS: _ClassVar[ErrorReason]
+    INVALID_CONFIRMATIONS: _ClassVar[ErrorReason]
+    CHAIN_ASSET_NOT_FOUND: _ClassVar[ErrorReason]
+    CHAIN_ASSET_CONFLICT: _ClassVar[ErrorReason]
+    DEPOSIT_ADDRESS_TAKEN: _ClassVar[ErrorReason]
+    DECIMALS_MISMATCH: _ClassVar[ErrorReason]
+    INVALID_OMNIBUS_ACCOUNT: _ClassVar[ErrorReason]
 
 class Side(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -141,6 +159,23 @@ CALLER_ALREADY_REVOKED: ErrorReason
 CALLER_ALREADY_EXISTS: ErrorReason
 MALFORMED_REQUEST: ErrorReason
 PENDING_AMOUNT_UNCHANGED: ErrorReason
+INVALID_URL: ErrorReason
+URL_NOT_ALLOWED: ErrorReason
+INVALID_EVENT_TYPE: ErrorReason
+INVALID_SEQUENCE_RANGE: ErrorReason
+INVALID_GRACE_PERIOD: ErrorReason
+WEBHOOK_ENDPOINT_NOT_FOUND: ErrorReason
+WEBHOOK_ENDPOINT_NOT_ENABLED: ErrorReason
+DELIVERY_NOT_FOUND: ErrorReason
+DELIVERY_PENDING: ErrorReason
+INVALID_CHAIN_ID: ErrorReason
+INVALID_CHAIN_ADDRESS: ErrorReason
+INVALID_CONFIRMATIONS: ErrorReason
+CHAIN_ASSET_NOT_FOUND: ErrorReason
+CHAIN_ASSET_CONFLICT: ErrorReason
+DEPOSIT_ADDRESS_TAKEN: ErrorReason
+DECIMALS_MISMATCH: ErrorReason
+INVALID_OMNIBUS_ACCOUNT: ErrorReason
 SIDE_UNSPECIFIED: Side
 DEBIT: Side
 CREDIT: Side

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from ledger.v1 import admin_pb2 as ledger_dot_v1_dot_admin__pb2
+from ledger.v1 import chain_pb2 as ledger_dot_v1_dot_chain__pb2
 from ledger.v1 import ledger_pb2 as ledger_dot_v1_dot_ledger__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -144,6 +145,46 @@ class LedgerStub:
                 '/ledger.v1.Ledger/VerifyLedger',
                 request_serializer=ledger_dot_v1_dot_admin__pb2.VerifyLedgerRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_admin__pb2.VerifyLedgerResponse.FromString,
+                _registered_method=True)
+        self.RegisterChainAsset = channel.unary_unary(
+                '/ledger.v1.Ledger/RegisterChainAsset',
+                request_serializer=ledger_dot_v1_dot_chain__pb2.RegisterChainAssetRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_chain__pb2.ChainAsset.FromString,
+                _registered_method=True)
+        self.ListChainAssets = channel.unary_unary(
+                '/ledger.v1.Ledger/ListChainAssets',
+                request_serializer=ledger_dot_v1_dot_chain__pb2.ListChainAssetsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_chain__pb2.ListChainAssetsResponse.FromString,
+                _registered_method=True)
+        self.RegisterDepositAddress = channel.unary_unary(
+                '/ledger.v1.Ledger/RegisterDepositAddress',
+                request_serializer=ledger_dot_v1_dot_chain__pb2.RegisterDepositAddressRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_chain__pb2.DepositAddress.FromString,
+                _registered_method=True)
+        self.ListDepositAddresses = channel.unary_unary(
+                '/ledger.v1.Ledger/ListDepositAddresses',
+                request_serializer=ledger_dot_v1_dot_chain__pb2.ListDepositAddressesRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_chain__pb2.ListDepositAddressesResponse.FromString,
+                _registered_method=True)
+        self.ListChainDeposits = channel.unary_unary(
+                '/ledger.v1.Ledger/ListChainDeposits',
+                request_serializer=ledger_dot_v1_dot_chain__pb2.ListChainDepositsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_chain__pb2.ListChainDepositsResponse.FromString,
+                _registered_method=True)
+        self.ListChainAlerts = channel.unary_unary(
+                '/ledger.v1.Ledger/ListChainAlerts',
+                request_serializer=ledger_dot_v1_dot_chain__pb2.ListChainAlertsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_chain__pb2.ListChainAlertsResponse.FromString,
+                _registered_method=True)
+        self.CreateWithdrawal = channel.unary_unary(
+                '/ledger.v1.Ledger/CreateWithdrawal',
+                request_serializer=ledger_dot_v1_dot_chain__pb2.CreateWithdrawalRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_chain__pb2.Withdrawal.FromString,
+                _registered_method=True)
+        self.GetWithdrawal = channel.unary_unary(
+                '/ledger.v1.Ledger/GetWithdrawal',
+                request_serializer=ledger_dot_v1_dot_chain__pb2.GetWithdrawalRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_chain__pb2.Withdrawal.FromString,
                 _registered_method=True)
 
 
@@ -290,6 +331,60 @@ class LedgerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterChainAsset(self, request, context):
+        """Events and webhooks: WatchEvents and the webhook RPCs are served by service
+        ledger.v1.LedgerEvents (events_service.proto) on the same port. A separate service because
+        events.proto imports this file and protobuf forbids import cycles.
+
+        Chain: watched assets and deposit addresses, deposits seen by the watcher, withdrawals
+        (messages in chain.proto; docs/chain.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChainAssets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterDepositAddress(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDepositAddresses(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChainDeposits(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChainAlerts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateWithdrawal(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWithdrawal(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -402,6 +497,46 @@ def add_LedgerServicer_to_server(servicer, server):
                     servicer.VerifyLedger,
                     request_deserializer=ledger_dot_v1_dot_admin__pb2.VerifyLedgerRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_admin__pb2.VerifyLedgerResponse.SerializeToString,
+            ),
+            'RegisterChainAsset': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterChainAsset,
+                    request_deserializer=ledger_dot_v1_dot_chain__pb2.RegisterChainAssetRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_chain__pb2.ChainAsset.SerializeToString,
+            ),
+            'ListChainAssets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChainAssets,
+                    request_deserializer=ledger_dot_v1_dot_chain__pb2.ListChainAssetsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_chain__pb2.ListChainAssetsResponse.SerializeToString,
+            ),
+            'RegisterDepositAddress': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterDepositAddress,
+                    request_deserializer=ledger_dot_v1_dot_chain__pb2.RegisterDepositAddressRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_chain__pb2.DepositAddress.SerializeToString,
+            ),
+            'ListDepositAddresses': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDepositAddresses,
+                    request_deserializer=ledger_dot_v1_dot_chain__pb2.ListDepositAddressesRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_chain__pb2.ListDepositAddressesResponse.SerializeToString,
+            ),
+            'ListChainDeposits': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChainDeposits,
+                    request_deserializer=ledger_dot_v1_dot_chain__pb2.ListChainDepositsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_chain__pb2.ListChainDepositsResponse.SerializeToString,
+            ),
+            'ListChainAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChainAlerts,
+                    request_deserializer=ledger_dot_v1_dot_chain__pb2.ListChainAlertsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_chain__pb2.ListChainAlertsResponse.SerializeToString,
+            ),
+            'CreateWithdrawal': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWithdrawal,
+                    request_deserializer=ledger_dot_v1_dot_chain__pb2.CreateWithdrawalRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_chain__pb2.Withdrawal.SerializeToString,
+            ),
+            'GetWithdrawal': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWithdrawal,
+                    request_deserializer=ledger_dot_v1_dot_chain__pb2.GetWithdrawalRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_chain__pb2.Withdrawal.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -998,6 +1133,222 @@ class Ledger:
             '/ledger.v1.Ledger/VerifyLedger',
             ledger_dot_v1_dot_admin__pb2.VerifyLedgerRequest.SerializeToString,
             ledger_dot_v1_dot_admin__pb2.VerifyLedgerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterChainAsset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/RegisterChainAsset',
+            ledger_dot_v1_dot_chain__pb2.RegisterChainAssetRequest.SerializeToString,
+            ledger_dot_v1_dot_chain__pb2.ChainAsset.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChainAssets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/ListChainAssets',
+            ledger_dot_v1_dot_chain__pb2.ListChainAssetsRequest.SerializeToString,
+            ledger_dot_v1_dot_chain__pb2.ListChainAssetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterDepositAddress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/RegisterDepositAddress',
+            ledger_dot_v1_dot_chain__pb2.RegisterDepositAddressRequest.SerializeToString,
+            ledger_dot_v1_dot_chain__pb2.DepositAddress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDepositAddresses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/ListDepositAddresses',
+            ledger_dot_v1_dot_chain__pb2.ListDepositAddressesRequest.SerializeToString,
+            ledger_dot_v1_dot_chain__pb2.ListDepositAddressesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChainDeposits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/ListChainDeposits',
+            ledger_dot_v1_dot_chain__pb2.ListChainDepositsRequest.SerializeToString,
+            ledger_dot_v1_dot_chain__pb2.ListChainDepositsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChainAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/ListChainAlerts',
+            ledger_dot_v1_dot_chain__pb2.ListChainAlertsRequest.SerializeToString,
+            ledger_dot_v1_dot_chain__pb2.ListChainAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWithdrawal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/CreateWithdrawal',
+            ledger_dot_v1_dot_chain__pb2.CreateWithdrawalRequest.SerializeToString,
+            ledger_dot_v1_dot_chain__pb2.Withdrawal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWithdrawal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/GetWithdrawal',
+            ledger_dot_v1_dot_chain__pb2.GetWithdrawalRequest.SerializeToString,
+            ledger_dot_v1_dot_chain__pb2.Withdrawal.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,138 @@
+"""The processes under test: the ledger server and the echo server, each a real subprocess.
+
+The ledger is started exactly as an operator would (`python -m ledger_server.main` with
+LEDGER_DATABASE_URL / LEDGER_LISTEN), plus a Prometheus endpoint the harness scrapes for batch
+sizes and retries.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+import grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks.auth import run_key
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Service:
+    """A child process serving gRPC on `target`."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    log_path: pathlib.Path | None = None
+    target: str = ""
+    process: subprocess.Popen[bytes] | None = None
+    metrics_port: int | None = None  # the ledger's Prometheus endpoint
+
+    def start(self) -> Service:
+        return self.launch().wait_ready()
+
+    def launch(self) -> Service:
+        """Start the process; wait_ready() blocks until it serves (several can start at once)."""
+        port = free_port()
+        self.target = f"127.0.0.1:{port}"
+        env = {**os.environ, **self.env, "LEDGER_LISTEN": self.target}
+        argv = [a.replace("{listen}", self.target) for a in self.argv]
+        log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=log)
+        return self
+
+    def wait_ready(self) -> Service:
+        assert self.process is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        with grpc.insecure_channel(self.target) as channel:
+            while True:
+                try:
+                    grpc.channel_ready_future(channel).result(timeout=0.5)
+                    return self
+                except grpc.FutureTimeoutError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        tail = self.log_path.read_text()[-3000:] if self.log_path else ""
+                        raise RuntimeError(f"{self.name} did not start:\n{tail}") from None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def rss_bytes(self) -> int:
+        import psutil
+
+        return int(psutil.Process(self.pid).memory_info().rss)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def ledger_server(
+    database_url: str, metrics_port: int, log_path: pathlib.Path | None, durable: bool = True
+) -> Service:
+    """The ledger as operators run it. durable=False sets synchronous_commit=off on every
+    connection it opens (libpq's PGOPTIONS): only for the labelled, non-durable extra."""
+    env = {
+        "LEDGER_DATABASE_URL": database_url,
+        "LEDGER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
+        "LEDGER_LOG_LEVEL": "WARNING",
+        "LEDGER_BOOTSTRAP_ADMIN_KEY": run_key(),
+        # The harness is one caller: the per-caller rate limit must not be what it measures.
+        "LEDGER_RATE_LIMIT": "1000000000",
+        "LEDGER_RATE_LIMIT_BURST": "1000000000",
+    }
+    if not durable:
+        env["PGOPTIONS"] = (os.environ.get("PGOPTIONS", "") + " -c synchronous_commit=off").strip()
+    name = "ledger" if durable else "ledger (synchronous_commit=off)"
+    argv = [sys.executable, "-m", "ledger_server.main"]
+    return Service(name, argv, env, log_path, metrics_port=metrics_port)
+
+
+def echo_server(log_path: pathlib.Path | None, aio: bool = False) -> Service:
+    argv = [sys.executable, "-m", "benchmarks.echo_server", "--listen", "{listen}"]
+    argv += ["--aio"] if aio else []
+    return Service("echo-aio" if aio else "echo", argv, {}, log_path)
+
+
+def scrape(metrics_port: int) -> dict[str, float]:
+    """The ledger's counters that explain throughput: batches, jobs per batch, retries, splits."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    wanted = {
+        "ledger_batch_jobs_sum": "batch_jobs_sum", "ledger_batch_jobs_count": "batches",
+        "ledger_batch_seconds_sum": "batch_seconds_sum", "ledger_batch_splits_total": "splits",
+        "ledger_lock_wait_seconds_sum": "lock_wait_seconds_sum",
+    }
+    values: dict[str, float] = {v: 0.0 for v in wanted.values()}
+    values["retries"] = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in wanted:
+                values[wanted[sample.name]] += sample.value
+            elif sample.name == "ledger_batch_retries_total":
+                values["retries"] += sample.value
+    return values

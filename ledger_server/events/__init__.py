@@ -1,0 +1,1 @@
+"""Delivering outbox events: the WatchEvents stream and outbound webhooks (docs/events.md)."""

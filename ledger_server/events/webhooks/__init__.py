@@ -1,0 +1,1 @@
+"""Outbound webhooks in the Standard Webhooks scheme: management, fan-out, dispatch, signing."""

@@ -1,0 +1,70 @@
+"""The benchmark harness end to end, in seconds, so it cannot rot: every workload, every baseline.
+
+Runs `python -m benchmarks.run --smoke` (tiny counts, sub-second phases) against the test
+PostgreSQL and checks the artifacts a full run commits: JSON, Markdown, plots. Throughput and
+latency are reported, never asserted: this machine is shared and small.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+SERIES = {
+    "echo", "echo-aio", "uniform", "hot", "card", "batch", "naive-uniform", "naive-hot", "extra-not-durable",
+}
+
+
+def test_smoke_run_produces_the_report(pg_admin_url: str, tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "results"
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--smoke", "--quiet", "--database-url", pg_admin_url,
+         "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    result = json.loads((out / "results.json").read_text())
+
+    assert result["checks"]["ok"], result["checks"]
+    assert result["meta"]["postgres"]["fsync"] == "on"
+    assert result["meta"]["postgres"]["synchronous_commit"] == "on"
+    closed = [p for p in result["phases"] if p["mode"] == "closed"]
+    assert {p["series"] for p in closed} == SERIES
+    for phase in result["phases"]:
+        assert phase["calls"] > 0, phase["name"]
+        assert not phase["errors"], (phase["name"], phase["errors"])
+        assert phase["cpu"]["load_generator_s"] > 0, phase["name"]
+        if phase["target"] == "ledger":
+            assert phase["server_metrics"]["batches"] > 0, phase["name"]
+            assert phase["cpu"]["server_s"] is not None
+    batch = next(p for p in closed if p["series"] == "batch")
+    assert batch["transfers"] == batch["calls"] * result["meta"]["settings"]["batch_size"]
+    assert [p for p in result["phases"] if p["mode"] == "open"], "no open-loop phase"
+    not_durable = [p for p in result["phases"] if p["series"] == "extra-not-durable"]
+    assert all("NOT DURABLE" in p["name"] and "synchronous_commit=off" in p["target"] for p in not_durable)
+    assert result["pgbench"]["tps"] > 0
+    assert result["summary"]["targets"] and result["summary"]["ratios"]["uniform_vs_echo"]
+
+    markdown = (out / "results.md").read_text()
+    for heading in ("## Targets", "## Peaks and ratios", "## Every phase"):
+        assert heading in markdown
+    for plot in ("throughput.png", "latency.png"):
+        assert (out / plot).read_bytes().startswith(b"\x89PNG"), plot
+
+
+def test_soak_mode_reports_memory(pg_admin_url: str, tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "soak"
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--smoke", "--soak", "--quiet",
+         "--database-url", pg_admin_url, "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    result = json.loads((out / "soak.json").read_text())
+    assert result["rss_mb"] and all(rss > 0 for _, rss in result["rss_mb"])
+    assert result["throughput"]["calls_per_s"] > 0
+    assert (out / "soak_rss.png").read_bytes().startswith(b"\x89PNG")
