@@ -165,3 +165,19 @@ def test_listings_render_against_a_scripted_ledger(capsys: pytest.CaptureFixture
         assert main(["asset", "list", "--json", "--target", fake.target]) == 0
         listed = json.loads(capsys.readouterr().out)
         assert listed["items"][0]["code"] == "EUR" and listed["next_page_token"] == ""
+
+
+def test_events_tail(ledger_server: LedgerServer) -> None:
+    target = ledger_server.target
+    code = "EVT" + uuid.uuid4().hex[:8].upper()
+    as_json(target, "asset", "create", code, "--scale", "2")
+    funding = as_json(target, "account", "create", "--asset", code)
+    wallet = as_json(target, "account", "create", "--asset", code)
+    as_json(target, "transfer", "create", "--debit", funding["id"], "--credit", wallet["id"],
+            "--amount", "1.00", "--asset", code)
+    done = ledgerctl(target, "events", "tail", "--account", wallet["id"], "--limit", "2", "--json")
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [e["type"] for e in events] == ["ACCOUNT_CREATED", "TRANSFER_POSTED"]
+    assert int(events[1]["sequence"]) > int(events[0]["sequence"])
+    human = ledgerctl(target, "events", "tail", "--account", wallet["id"], "--limit", "2").stdout
+    assert "TRANSFER_POSTED" in human

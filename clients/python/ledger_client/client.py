@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import message as pb_message
 
-from ledger.v1 import admin_pb2, chain_pb2, ledger_pb2_grpc
+from ledger.v1 import admin_pb2, chain_pb2, events_pb2, events_service_pb2_grpc, ledger_pb2_grpc
 from ledger.v1 import ledger_pb2 as pb
 from ledger_client import messages
 from ledger_client.call_core import DEFAULT_TIMEOUT_S, CallCore, RetryObserver, request_id_of
@@ -484,6 +484,26 @@ class LedgerClient:
         request = admin_pb2.VerifyLedgerRequest()
         return Verification.from_proto(self._invoke("VerifyLedger", request, admin_pb2.VerifyLedgerResponse, deadline))
 
+
+
+    # -- events (service ledger.v1.LedgerEvents; docs/events.md) ----------------------------------
+
+    def watch_events(
+        self, *, after_sequence: int = 0, event_types: Sequence[str] = (), account_ids: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> Iterator[events_pb2.LedgerEvent]:
+        """Stream events after `after_sequence` in sequence order, backlog then live. Not retried:
+        resume by calling again with the last sequence you processed (nothing is missed or repeated).
+        `timeout` None streams until the caller stops iterating."""
+        request = events_pb2.WatchEventsRequest(
+            after_sequence=after_sequence, event_types=list(event_types),
+            account_ids=list(account_ids),
+        )
+        stub = events_service_pb2_grpc.LedgerEventsStub(self._channel)
+        try:
+            yield from stub.WatchEvents(request, timeout=timeout, metadata=self._core.metadata)
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
 
     # -- chain (protobuf messages of ledger.v1 chain.proto; docs/chain.md) ------------------------
 

@@ -1,7 +1,7 @@
 """ledgerctl: the operators' command line on the SDK. Parser, dispatch, exit codes.
 
 Every command group lives in its own module with a `register(commands, common)` function; event
-tailing will arrive as one more module (`events.py`) in COMMAND_GROUPS when the events API lands.
+tailing lives in `events.py`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ledger_client.cli import accounts, assets, cards, transfers
+from ledger_client.cli import accounts, assets, cards, events, transfers
 from ledger_client.cli.arguments import common_options, open_client
 from ledger_client.cli.output import Output
 from ledger_client.errors import (
@@ -24,7 +24,7 @@ from ledger_client.errors import (
     Unauthenticated,
 )
 
-COMMAND_GROUPS = (assets, accounts, transfers, cards)
+COMMAND_GROUPS = (assets, accounts, transfers, events, cards)
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # anything unexpected: INTERNAL, UNKNOWN, a bug
