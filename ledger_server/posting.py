@@ -39,6 +39,7 @@ from ledger_server.state_machine import BatchState, HoldState, TransferRecord
 
 log = logging.getLogger(__name__)
 Q = queries.load("posting")
+WRITE_EFFECTS, WRITE_EFFECTS_PARAMS = queries.positional(Q["write_effects"])
 
 ATTEMPTS_BEFORE_SPLIT = 4
 ATTEMPTS_MAX = 10
@@ -86,6 +87,10 @@ class PostingEngine:
         self._metrics = metrics
         self._new_id = new_id
         self._conn: psycopg.Connection[Any] | None = None
+        # Assets never change once created: their scales are cached after a commit that read or
+        # created them, so a batch does not load them again.
+        self._assets: dict[str, int] = {}
+        self._pending_assets: dict[str, int] = {}
 
     def close(self) -> None:
         if self._conn is not None:
@@ -150,7 +155,11 @@ class PostingEngine:
         """One attempt. A retry (`lock_first`) takes session-level advisory locks on the batch's
         accounts BEFORE it begins, so its snapshot is taken after every competing writer on those
         accounts has committed: without this, a writer that waited for another replica's lock would
-        read a snapshot from before that commit, fail, and could starve under sustained contention."""
+        read a snapshot from before that commit, fail, and could starve under sustained contention.
+
+        Round trips: BEGIN, the loads (one pipeline), the write (one statement), COMMIT. Sending
+        BEGIN and COMMIT inside pipelines too was measured: fewer round trips, but psycopg's
+        pipeline bookkeeping cost more Python CPU than it saved (benchmarks/README.md)."""
         conn = self._connection()
         started = time.perf_counter()
         keys = self._lock_before_snapshot(conn, jobs) if lock_first else []
@@ -158,18 +167,33 @@ class PostingEngine:
             with conn.transaction():
                 outcomes = self._apply(conn, jobs)
         except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as error:
-            raise RetryableBatchError("serialization") from error
+            self._end_failed_transaction(conn)
+            cause = "stale_read" if "stale write" in str(error) else "serialization"
+            raise RetryableBatchError(cause) from error
         except pg_errors.UniqueViolation as error:
+            self._end_failed_transaction(conn)
             raise RetryableBatchError("concurrent_duplicate") from error
         except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled) as error:
+            self._end_failed_transaction(conn)
             raise RetryableBatchError("timeout") from error
+        except RetryableBatchError:
+            self._end_failed_transaction(conn)
+            raise
         finally:
             if keys and not conn.closed:
                 conn.execute(Q["unlock_accounts_session"], {"keys": keys})
                 conn.commit()
+        self._assets.update(self._pending_assets)  # committed: safe to remember
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         self._metrics.batch_jobs.observe(len(jobs))
         return outcomes
+
+    @staticmethod
+    def _end_failed_transaction(conn: psycopg.Connection[Any]) -> None:
+        """A statement that failed in the pipeline (the write, say) leaves the COMMIT behind it
+        unexecuted and the transaction aborted: roll it back so the next attempt starts clean."""
+        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
 
     def _lock_before_snapshot(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> list[int]:
         """Session-level locks on every account of the batch, taken outside any snapshot we will use."""
@@ -189,41 +213,60 @@ class PostingEngine:
     # -- one transaction --------------------------------------------------------------------------
 
     def _apply(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> list[Outcome]:
+        with conn.pipeline():
+            state, loaded_versions = self._load(conn, jobs)
+        results = [_apply_job(state, job, conn) for job in jobs]
+        _write(conn, state, loaded_versions)
+        self._pending_assets.update(state.assets)
+        return results
+
+    def _load(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> tuple[BatchState, dict[uuid.UUID, int]]:
+        """Every row the batch needs, its locks and its clock, in one pipeline: one round trip, two
+        when the batch refers to earlier transfers (their accounts must be known to lock them)."""
         commands = list(_commands(jobs))
         request_ids = [j.request_id for j in jobs if not isinstance(j, c.ExpireHold)]
         request_ids += [i.request_id for j in jobs if isinstance(j, c.TransferBatch) for i in j.items]
         referenced = sorted({r for cmd in commands for r in _references(cmd)})
-        with conn.pipeline():
-            outcome_rows = conn.execute(Q["load_outcomes"], {"request_ids": request_ids})
-            transfer_rows = conn.execute(Q["load_referenced_transfers"], {"transfer_ids": referenced}) \
-                if referenced else None
-        stored = {row[0]: _stored_outcome(row) for row in outcome_rows.fetchall()}
-        transfers = {row[0]: rows.transfer_record(row) for row in _fetched(transfer_rows)}
+        outcome_rows = conn.execute(Q["load_outcomes"], {"request_ids": _text_array(request_ids)})
+        transfers: dict[uuid.UUID, TransferRecord] = {}
+        if referenced:  # their accounts must be locked too: read them first (transfers are immutable)
+            transfer_rows = conn.execute(Q["load_referenced_transfers"],
+                                         {"transfer_ids": _array_literal(referenced)})
+            transfers = {row[0]: rows.transfer_record(row) for row in transfer_rows.fetchall()}
 
         account_ids = {a for cmd in commands for a in _accounts_of(cmd)}
         for record in transfers.values():
             account_ids.update((record.debit_account_id, record.credit_account_id))
         keys = sorted({account_lock_key(a) for a in account_ids})
+        asset_codes = {code for cmd in commands for code in _assets_of(cmd)}
+        unknown_assets = sorted(code for code in asset_codes if code not in self._assets)
+        hold_ids = [t.id for t in transfers.values() if t.kind == 2]
+        reversible = [t.id for t in transfers.values() if t.kind in (1, 3)]
+        # The snapshot was taken by the first statement; reading the accounts in the same round trip
+        # as the lock reads exactly what reading them after it would. If a lock is busy the rows
+        # are dropped and the retry locks before its snapshot.
         lock_started = time.perf_counter()
-        all_taken, now = conn.execute(Q["lock_accounts"], {"keys": keys}).fetchone()  # type: ignore[misc]
+        lock_row = conn.execute(Q["lock_accounts"], {"keys": _array_literal(keys)})
+        account_rows = conn.execute(Q["load_accounts"], {"account_ids": _array_literal(sorted(account_ids))}) \
+            if account_ids else None
+        hold_rows = conn.execute(Q["load_holds"], {"transfer_ids": _array_literal(hold_ids)}) if hold_ids else None
+        reversal_rows = conn.execute(Q["load_reversed_totals"], {"transfer_ids": _array_literal(reversible)}) \
+            if reversible else None
+        asset_rows = conn.execute(Q["load_assets"], {"codes": _text_array(unknown_assets)}) \
+            if unknown_assets else None
+        all_taken, now = lock_row.fetchone()  # type: ignore[misc]
         self._metrics.lock_wait_seconds.observe(time.perf_counter() - lock_started)
         if all_taken is False:
             raise RetryableBatchError("lock_busy")  # another writer holds an account: retry locking first
-
-        asset_codes = sorted({code for cmd in commands for code in _assets_of(cmd)})
-        hold_ids = [t.id for t in transfers.values() if t.kind == 2]
-        reversible = [t.id for t in transfers.values() if t.kind in (1, 3)]
-        with conn.pipeline():
-            account_rows = conn.execute(Q["load_accounts"], {"account_ids": sorted(account_ids)})
-            hold_rows = conn.execute(Q["load_holds"], {"transfer_ids": hold_ids}) if hold_ids else None
-            reversal_rows = conn.execute(Q["load_reversed_totals"], {"transfer_ids": reversible}) \
-                if reversible else None
-            asset_rows = conn.execute(Q["load_assets"], {"codes": asset_codes})
-        accounts = {row[0]: rows.account_state(row) for row in account_rows.fetchall()}
+        stored = {row[0]: _stored_outcome(row) for row in outcome_rows.fetchall()}
+        accounts = {row[0]: rows.account_state(row) for row in _fetched(account_rows)}
         loaded_versions = {a.id: a.version for a in accounts.values()}
+        assets = {code: self._assets[code] for code in asset_codes if code in self._assets}
+        assets.update((code, scale) for code, scale in _fetched(asset_rows))
+        self._pending_assets = dict(assets)
         state = BatchState(
             now=now,
-            assets={code: scale for code, scale in asset_rows.fetchall()},
+            assets=assets,
             accounts=accounts,
             transfers=transfers,
             holds={row[0]: HoldState(row[1], int(row[2]), int(row[3])) for row in _fetched(hold_rows)},
@@ -231,9 +274,7 @@ class PostingEngine:
             new_id=self._new_id,
             outcomes=stored,
         )
-        results = [_apply_job(state, job, conn) for job in jobs]
-        _write(conn, state, loaded_versions)
-        return results
+        return state, loaded_versions
 
 
 # -- applying jobs to the in-memory state --------------------------------------------------------
@@ -371,103 +412,93 @@ def _item_result(outcome: Outcome) -> ledger_pb2.TransferResult:
 
 
 def _write(conn: psycopg.Connection[Any], state: BatchState, loaded_versions: dict[uuid.UUID, int]) -> None:
+    """The batch's writes: new assets and accounts first (later rows refer to them), then everything
+    else in one statement, whose guard fails it (and so the transaction) on a lost update."""
     e = state.effects
     now = state.now
+    if e.new_assets:
+        conn.execute(Q["insert_assets"], {
+            "now": now, "codes": [a[0] for a in e.new_assets], "scales": [a[1] for a in e.new_assets],
+        })
+    if e.new_accounts:
+        new = [state.accounts[i] for i in e.new_accounts]
+        conn.execute(Q["insert_accounts"], {
+            "now": now, "ids": _array_literal(a.id for a in new), "assets": [a.asset for a in new],
+            "dmnec": [a.debits_must_not_exceed_credits for a in new],
+            "cmned": [a.credits_must_not_exceed_debits for a in new],
+            "metadata": [_json(a.metadata) for a in new],
+        })
+    if not (e.transfers or e.changed_holds or e.outcomes or e.events):
+        return
+    new_hold_ids = {t.id for t in e.new_holds}
+    # A hold created and settled (or adjusted) in this same batch is inserted in its final state:
+    # sibling sub-statements cannot see each other's rows, so it could not be updated after.
+    final = {t.id: e.changed_holds.get(t.id, HoldState(1, 0, t.amount)) for t in e.new_holds}
+    changed = [(k, h) for k, h in e.changed_holds.items() if k not in new_hold_ids]
     dirty = [a for a in state.accounts.values() if a.version != loaded_versions.get(a.id, 0)]
-    cursors: list[tuple[psycopg.Cursor[Any], int]] = []
-    with conn.pipeline():
-        if e.new_assets:
-            conn.execute(Q["insert_assets"], {
-                "now": now, "codes": [a[0] for a in e.new_assets], "scales": [a[1] for a in e.new_assets],
-            })
-        if e.new_accounts:
-            new = [state.accounts[i] for i in e.new_accounts]
-            conn.execute(Q["insert_accounts"], {
-                "now": now, "ids": _array_literal(a.id for a in new), "assets": [a.asset for a in new],
-                "dmnec": [a.debits_must_not_exceed_credits for a in new],
-                "cmned": [a.credits_must_not_exceed_debits for a in new],
-                "metadata": [_json(a.metadata) for a in new],
-            })
-        if e.transfers:
-            _insert_transfers(conn, now, e.transfers)
-            _insert_entries(conn, now, e)
-        if e.new_holds:
-            conn.execute(Q["insert_holds"], {
-                "ids": _array_literal(t.id for t in e.new_holds),
-                "debit_ids": _array_literal(t.debit_account_id for t in e.new_holds),
-                "credit_ids": _array_literal(t.credit_account_id for t in e.new_holds),
-                "amounts": _array_literal(t.amount for t in e.new_holds),
-                "expires_at": [t.expires_at for t in e.new_holds],
-            })
-        if e.changed_holds:
-            changed = list(e.changed_holds.items())
-            cursors.append((conn.execute(Q["update_holds"], {
-                "ids": _array_literal(k for k, _ in changed),
-                "states": _array_literal(h.state for _, h in changed),
-                "posted_amounts": _array_literal(h.posted_amount for _, h in changed),
-                "settled_by": _array_literal(h.settled_by for _, h in changed),
-                "amounts": _array_literal(h.amount for _, h in changed),
-            }), len(changed)))
-        if dirty:
-            cursors.append((conn.execute(Q["update_accounts"], {
-                "ids": _array_literal(a.id for a in dirty),
-                "dp": _array_literal(a.debits_pending for a in dirty),
-                "dpo": _array_literal(a.debits_posted for a in dirty),
-                "cp": _array_literal(a.credits_pending for a in dirty),
-                "cpo": _array_literal(a.credits_posted for a in dirty),
-                "versions": _array_literal(a.version for a in dirty),
-                "old_versions": _array_literal(loaded_versions.get(a.id, 0) for a in dirty),
-            }), len(dirty)))
-        if e.outcomes:
-            conn.execute(Q["insert_outcomes"], {
-                "now": now, "request_ids": [rid for rid, _ in e.outcomes],
-                "operations": [o.operation for _, o in e.outcomes],
-                "hashes": [o.request_hash for _, o in e.outcomes],
-                "codes": _array_literal(o.outcome.code for _, o in e.outcomes),
-                "outcomes": [o.outcome.payload for _, o in e.outcomes],
-                "callers": [o.caller for _, o in e.outcomes],
-            })
-        if e.events:
-            conn.execute(Q["insert_outbox"], {
-                "now": now, "event_types": _array_literal(ev.event_type for ev in e.events),
-                "account_ids": [",".join(str(a) for a in ev.account_ids) for ev in e.events],
-                "payloads": [wire.event(ev, now).SerializeToString() for ev in e.events],
-            })
-    for cursor, expected in cursors:
-        if cursor.rowcount != expected:
-            # A row changed since it was read under our locks: never write over it.
-            raise RetryableBatchError("stale_read")
-
-
-def _insert_transfers(conn: psycopg.Connection[Any], now: Any, transfers: list[TransferRecord]) -> None:
-    conn.execute(Q["insert_transfers"], {
-        "now": now, "ids": _array_literal(t.id for t in transfers),
-        "request_ids": [t.request_id for t in transfers],
-        "kinds": _array_literal(t.kind for t in transfers),
-        "debit_ids": _array_literal(t.debit_account_id for t in transfers),
-        "credit_ids": _array_literal(t.credit_account_id for t in transfers),
-        "amounts": _array_literal(t.amount for t in transfers),
-        "assets": [t.asset for t in transfers],
-        "pending_ids": _array_literal(t.pending_id for t in transfers),
-        "reverses_ids": _array_literal(t.reverses_transfer_id for t in transfers),
-        "expires_at": [t.expires_at for t in transfers], "metadata": [_json(t.metadata) for t in transfers],
+    params: dict[str, Any] = {"now": now}
+    params.update(_transfer_columns(e.transfers))
+    params.update(_entry_columns(e.entries))
+    params.update({
+        "h_ids": _array_literal(t.id for t in e.new_holds),
+        "h_debit_ids": _array_literal(t.debit_account_id for t in e.new_holds),
+        "h_credit_ids": _array_literal(t.credit_account_id for t in e.new_holds),
+        "h_amounts": _array_literal(final[t.id].amount for t in e.new_holds),
+        "h_states": _array_literal(final[t.id].state for t in e.new_holds),
+        "h_posted_amounts": _array_literal(final[t.id].posted_amount for t in e.new_holds),
+        "h_settled_by": _nullable_array(final[t.id].settled_by for t in e.new_holds),
+        "h_expires_at": _time_array(t.expires_at for t in e.new_holds),
+        "c_ids": _array_literal(k for k, _ in changed),
+        "c_states": _array_literal(h.state for _, h in changed),
+        "c_posted_amounts": _array_literal(h.posted_amount for _, h in changed),
+        "c_settled_by": _nullable_array(h.settled_by for _, h in changed),
+        "c_amounts": _array_literal(h.amount for _, h in changed),
+        "a_ids": _array_literal(a.id for a in dirty),
+        "a_dp": _array_literal(a.debits_pending for a in dirty),
+        "a_dpo": _array_literal(a.debits_posted for a in dirty),
+        "a_cp": _array_literal(a.credits_pending for a in dirty),
+        "a_cpo": _array_literal(a.credits_posted for a in dirty),
+        "a_versions": _array_literal(a.version for a in dirty),
+        "a_old_versions": _array_literal(loaded_versions.get(a.id, 0) for a in dirty),
+        "o_request_ids": _text_array(rid for rid, _ in e.outcomes),
+        "o_operations": _text_array(o.operation for _, o in e.outcomes),
+        "o_hashes": _bytea_array(o.request_hash for _, o in e.outcomes),
+        "o_codes": _array_literal(o.outcome.code for _, o in e.outcomes),
+        "o_outcomes": _bytea_array(o.outcome.payload for _, o in e.outcomes),
+        "o_callers": _text_array(o.caller for _, o in e.outcomes),
+        "v_event_types": _array_literal(ev.event_type for ev in e.events),
+        "v_account_ids": _text_array(",".join(str(a) for a in ev.account_ids) for ev in e.events),
+        "v_payloads": _bytea_array(wire.event(ev, now).SerializeToString() for ev in e.events),
     })
+    assert set(params) == set(WRITE_EFFECTS_PARAMS), set(params) ^ set(WRITE_EFFECTS_PARAMS)
+    psycopg.RawCursor(conn).execute(WRITE_EFFECTS, [params[name] for name in WRITE_EFFECTS_PARAMS])
 
 
-def _insert_entries(conn: psycopg.Connection[Any], now: Any, e: Any) -> None:
-    entries = e.entries
-    conn.execute(Q["insert_entries"], {
-        "now": now, "transfer_ids": _array_literal(x.transfer_id for x in entries),
-        "account_ids": _array_literal(x.account_id for x in entries),
-        "sides": _array_literal(x.side for x in entries), "kinds": _array_literal(x.kind for x in entries),
-        "pending_changes": _array_literal(x.pending_change for x in entries),
-        "posted_changes": _array_literal(x.posted_change for x in entries),
-        "versions": _array_literal(x.after.version for x in entries),
-        "dp": _array_literal(x.after.debits_pending for x in entries),
-        "dpo": _array_literal(x.after.debits_posted for x in entries),
-        "cp": _array_literal(x.after.credits_pending for x in entries),
-        "cpo": _array_literal(x.after.credits_posted for x in entries),
-    })
+def _transfer_columns(transfers: list[TransferRecord]) -> dict[str, str]:
+    return {
+        "t_ids": _array_literal(t.id for t in transfers),
+        "t_request_ids": _text_array(t.request_id for t in transfers),
+        "t_kinds": _array_literal(t.kind for t in transfers),
+        "t_debit_ids": _array_literal(t.debit_account_id for t in transfers),
+        "t_credit_ids": _array_literal(t.credit_account_id for t in transfers),
+        "t_amounts": _array_literal(t.amount for t in transfers),
+        "t_assets": _text_array(t.asset for t in transfers),
+        "t_pending_ids": _nullable_array(t.pending_id for t in transfers),
+        "t_reverses_ids": _nullable_array(t.reverses_transfer_id for t in transfers),
+        "t_expires_at": _time_array(t.expires_at for t in transfers),
+        "t_metadata": _text_array(_json(t.metadata) for t in transfers),
+    }
+
+
+def _entry_columns(entries: list[Any]) -> dict[str, str]:
+    names = ("e_transfer_ids", "e_account_ids", "e_sides", "e_kinds", "e_pending_changes", "e_posted_changes",
+             "e_versions", "e_dp", "e_dpo", "e_cp", "e_cpo")
+    if not entries:
+        return dict.fromkeys(names, "{}")
+    rows = [(x.transfer_id, x.account_id, x.side, x.kind, x.pending_change, x.posted_change, x.after.version,
+             x.after.debits_pending, x.after.debits_posted, x.after.credits_pending, x.after.credits_posted)
+            for x in entries]
+    return {name: _array_literal(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 # -- small pure helpers --------------------------------------------------------------------------
@@ -508,10 +539,32 @@ def _assets_of(cmd: c.Job) -> tuple[str, ...]:
 
 
 def _array_literal(values: Iterable[object]) -> str:
-    """`{a,b,NULL}`: a PostgreSQL array literal of uuids and integers (None is NULL), whose text
-    forms never need quoting. One join in place of psycopg's per-element adaptation of a list,
+    """`{a,b}`: a PostgreSQL array literal of integers or uuids (no element may be None), whose
+    text forms never need quoting. One join in place of psycopg's per-element adaptation of a list,
     which took a quarter of the writer's time on large batches (see benchmarks/README.md)."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _nullable_array(values: Iterable[object]) -> str:
+    """Like _array_literal, with None as NULL."""
     return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+
+
+def _text_array(values: Iterable[str | None]) -> str:
+    """`{"a","b\\"c",NULL}`: every element quoted, backslashes and quotes escaped, so any text
+    (JSON, unicode, commas, braces) survives; None is NULL."""
+    return "{" + ",".join(
+        "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
+    ) + "}"
+
+
+def _bytea_array(values: Iterable[bytes]) -> str:
+    """A bytea[] literal in hex form: `{"\\\\x0a1b"}` (the array parser turns `\\\\` into one backslash)."""
+    return "{" + ",".join('"\\\\x' + v.hex() + '"' for v in values) + "}"
+
+
+def _time_array(values: Iterable[Any]) -> str:
+    return _text_array(None if v is None else v.isoformat() for v in values)
 
 
 def _fetched(cursor: psycopg.Cursor[Any] | None) -> list[Any]:
@@ -525,6 +578,8 @@ def _stored_outcome(row: tuple[Any, ...]) -> StoredOutcome:
 
 
 def _json(metadata: dict[str, str]) -> str:
+    if not metadata:
+        return "{}"
     return json.dumps(metadata, sort_keys=True, ensure_ascii=False)
 
 

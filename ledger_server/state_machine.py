@@ -365,17 +365,16 @@ class BatchState:
         posted_change: int,
     ) -> None:
         """Apply one transfer to both accounts, checking overflow and balance limits first."""
-        new_debit = replace(
-            debit,
-            debits_pending=debit.debits_pending + pending_change,
-            debits_posted=debit.debits_posted + posted_change,
-            version=debit.version + 1,
+        new_debit = AccountState(  # the constructor, not dataclasses.replace: this is the hot path
+            debit.id, debit.asset, debit.debits_pending + pending_change, debit.debits_posted + posted_change,
+            debit.credits_pending, debit.credits_posted, debit.debits_must_not_exceed_credits,
+            debit.credits_must_not_exceed_debits, debit.version + 1, debit.metadata, debit.created_at,
         )
-        new_credit = replace(
-            credit,
-            credits_pending=credit.credits_pending + pending_change,
-            credits_posted=credit.credits_posted + posted_change,
-            version=credit.version + 1,
+        new_credit = AccountState(
+            credit.id, credit.asset, credit.debits_pending, credit.debits_posted,
+            credit.credits_pending + pending_change, credit.credits_posted + posted_change,
+            credit.debits_must_not_exceed_credits, credit.credits_must_not_exceed_debits, credit.version + 1,
+            credit.metadata, credit.created_at,
         )
         _check_limits(new_debit)
         _check_limits(new_credit)

@@ -19,10 +19,18 @@ from ledger_server.state_machine import (
 _STATE_OF_KIND = {1: POSTED, 2: 1, 3: POSTED, 4: 3, 5: 4, 6: POSTED, 7: 1, 8: 1}
 
 
+_last_stamp: tuple[dt.datetime, int, int] | None = None
+
+
 def timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    """Every record of a batch carries the batch's time: convert it once, not per message."""
+    global _last_stamp
+    last = _last_stamp
+    if last is None or last[0] != value:
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromDatetime(value)
+        last = _last_stamp = (value, stamp.seconds, stamp.nanos)
+    return timestamp_pb2.Timestamp(seconds=last[1], nanos=last[2])
 
 
 def account(a: AccountState) -> ledger_pb2.Account:

@@ -67,68 +67,86 @@ SELECT id, asset, dmnec, cmned, metadata, %(now)s
 FROM unnest(%(ids)s::uuid[], %(assets)s::text[], %(dmnec)s::boolean[], %(cmned)s::boolean[],
             %(metadata)s::jsonb[]) AS u(id, asset, dmnec, cmned, metadata);
 
--- name: insert_transfers
-INSERT INTO transfers (id, request_id, kind, debit_account_id, credit_account_id, amount, asset,
-                       pending_id, reverses_transfer_id, expires_at, metadata, created_at)
-SELECT id, request_id, kind, debit_id, credit_id, amount, asset, pending_id, reverses_id,
-       expires_at, metadata, %(now)s
-FROM unnest(%(ids)s::uuid[], %(request_ids)s::text[], %(kinds)s::smallint[], %(debit_ids)s::uuid[],
-            %(credit_ids)s::uuid[], %(amounts)s::numeric[], %(assets)s::text[],
-            %(pending_ids)s::uuid[], %(reverses_ids)s::uuid[], %(expires_at)s::timestamptz[],
-            %(metadata)s::jsonb[])
-     AS u(id, request_id, kind, debit_id, credit_id, amount, asset, pending_id, reverses_id,
-          expires_at, metadata);
-
--- name: insert_entries
-INSERT INTO entries (transfer_id, account_id, side, kind, pending_change, posted_change,
-                     account_version, debits_pending, debits_posted, credits_pending,
-                     credits_posted, created_at)
-SELECT transfer_id, account_id, side, kind, pending_change, posted_change, version, dp, dpo, cp,
-       cpo, %(now)s
-FROM unnest(%(transfer_ids)s::uuid[], %(account_ids)s::uuid[], %(sides)s::smallint[],
-            %(kinds)s::smallint[], %(pending_changes)s::numeric[], %(posted_changes)s::numeric[],
-            %(versions)s::bigint[], %(dp)s::numeric[], %(dpo)s::numeric[], %(cp)s::numeric[],
-            %(cpo)s::numeric[])
-     WITH ORDINALITY
-     AS u(transfer_id, account_id, side, kind, pending_change, posted_change, version, dp, dpo, cp,
-          cpo, position)
-ORDER BY position;
-
--- name: insert_holds
-INSERT INTO holds (transfer_id, debit_account_id, credit_account_id, amount, state, expires_at)
-SELECT id, debit_id, credit_id, amount, 1, expires_at
-FROM unnest(%(ids)s::uuid[], %(debit_ids)s::uuid[], %(credit_ids)s::uuid[], %(amounts)s::numeric[],
-            %(expires_at)s::timestamptz[]) AS u(id, debit_id, credit_id, amount, expires_at);
-
--- name: update_holds
--- The final state of every hold the batch touched (adjusted, posted, voided or expired). Only
--- PENDING holds can be touched: the WHERE clause and the trigger both refuse a second transition.
-UPDATE holds AS h
-SET state = u.state, posted_amount = u.posted_amount, settled_by = u.settled_by, amount = u.amount
-FROM unnest(%(ids)s::uuid[], %(states)s::smallint[], %(posted_amounts)s::numeric[],
-            %(settled_by)s::uuid[], %(amounts)s::numeric[]) AS u(id, state, posted_amount, settled_by, amount)
-WHERE h.transfer_id = u.id AND h.state = 1;
-
--- name: update_accounts
--- One update per account per batch. The version guard turns a lost update into a loud failure.
-UPDATE accounts AS a
-SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo,
-    version = u.version
-FROM unnest(%(ids)s::uuid[], %(dp)s::numeric[], %(dpo)s::numeric[], %(cp)s::numeric[],
-            %(cpo)s::numeric[], %(versions)s::bigint[], %(old_versions)s::bigint[])
-     AS u(id, dp, dpo, cp, cpo, version, old_version)
-WHERE a.id = u.id AND a.version = u.old_version;
-
--- name: insert_outcomes
-INSERT INTO request_outcomes (request_id, operation, request_hash, grpc_code, outcome, caller, created_at)
-SELECT request_id, operation, request_hash, grpc_code, outcome, caller, %(now)s
-FROM unnest(%(request_ids)s::text[], %(operations)s::text[], %(hashes)s::bytea[],
-            %(codes)s::smallint[], %(outcomes)s::bytea[], %(callers)s::text[])
-     AS u(request_id, operation, request_hash, grpc_code, outcome, caller);
-
--- name: insert_outbox
-INSERT INTO outbox (event_type, account_ids, payload, created_at)
-SELECT event_type, string_to_array(account_ids, ',')::uuid[], payload, %(now)s
-FROM unnest(%(event_types)s::smallint[], %(account_ids)s::text[], %(payloads)s::bytea[])
-     WITH ORDINALITY AS u(event_type, account_ids, payload, position)
-ORDER BY position;
+-- name: write_effects
+-- Everything a batch writes, in ONE statement (the engine sends COMMIT right behind it): its
+-- transfers, their entries (with each account's counters after the entry), new holds (with their
+-- final state when the same batch already settled them), holds it settled or adjusted, one update
+-- per account, the request outcomes and the outbox events. Sibling sub-statements share one
+-- snapshot, so none reads another's rows; foreign keys are checked at the end of the statement,
+-- so their order does not matter. Arrays arrive as PostgreSQL array literals (posting.py builds
+-- them with one join per column). ledger_write_guard fails the statement when an account's
+-- version or a hold's state changed since it was read: a lost update is never written.
+WITH new_transfers AS (
+    INSERT INTO transfers (id, request_id, kind, debit_account_id, credit_account_id, amount, asset,
+                           pending_id, reverses_transfer_id, expires_at, metadata, created_at)
+    SELECT id, request_id, kind, debit_id, credit_id, amount, asset, pending_id, reverses_id,
+           expires_at, metadata, %(now)s
+    FROM unnest(%(t_ids)s::uuid[], %(t_request_ids)s::text[], %(t_kinds)s::smallint[],
+                %(t_debit_ids)s::uuid[], %(t_credit_ids)s::uuid[], %(t_amounts)s::numeric[],
+                %(t_assets)s::text[], %(t_pending_ids)s::uuid[], %(t_reverses_ids)s::uuid[],
+                %(t_expires_at)s::timestamptz[], %(t_metadata)s::jsonb[])
+         AS u(id, request_id, kind, debit_id, credit_id, amount, asset, pending_id, reverses_id,
+              expires_at, metadata)
+    RETURNING 1
+), new_entries AS (
+    INSERT INTO entries (transfer_id, account_id, side, kind, pending_change, posted_change,
+                         account_version, debits_pending, debits_posted, credits_pending,
+                         credits_posted, created_at)
+    SELECT transfer_id, account_id, side, kind, pending_change, posted_change, version, dp, dpo, cp,
+           cpo, %(now)s
+    FROM unnest(%(e_transfer_ids)s::uuid[], %(e_account_ids)s::uuid[], %(e_sides)s::smallint[],
+                %(e_kinds)s::smallint[], %(e_pending_changes)s::numeric[],
+                %(e_posted_changes)s::numeric[], %(e_versions)s::bigint[], %(e_dp)s::numeric[],
+                %(e_dpo)s::numeric[], %(e_cp)s::numeric[], %(e_cpo)s::numeric[])
+         WITH ORDINALITY
+         AS u(transfer_id, account_id, side, kind, pending_change, posted_change, version, dp, dpo,
+              cp, cpo, position)
+    ORDER BY position
+    RETURNING 1
+), new_holds AS (
+    INSERT INTO holds (transfer_id, debit_account_id, credit_account_id, amount, state,
+                       posted_amount, settled_by, expires_at)
+    SELECT id, debit_id, credit_id, amount, state, posted_amount, settled_by, expires_at
+    FROM unnest(%(h_ids)s::uuid[], %(h_debit_ids)s::uuid[], %(h_credit_ids)s::uuid[],
+                %(h_amounts)s::numeric[], %(h_states)s::smallint[], %(h_posted_amounts)s::numeric[],
+                %(h_settled_by)s::uuid[], %(h_expires_at)s::timestamptz[])
+         AS u(id, debit_id, credit_id, amount, state, posted_amount, settled_by, expires_at)
+    RETURNING 1
+), changed_holds AS (
+    -- Only PENDING holds can change: the WHERE clause and the trigger both refuse a second
+    -- transition, and the guard below turns a missing row into a retry.
+    UPDATE holds AS h
+    SET state = u.state, posted_amount = u.posted_amount, settled_by = u.settled_by, amount = u.amount
+    FROM unnest(%(c_ids)s::uuid[], %(c_states)s::smallint[], %(c_posted_amounts)s::numeric[],
+                %(c_settled_by)s::uuid[], %(c_amounts)s::numeric[])
+         AS u(id, state, posted_amount, settled_by, amount)
+    WHERE h.transfer_id = u.id AND h.state = 1
+    RETURNING 1
+), changed_accounts AS (
+    -- One update per account per batch, guarded by the version the batch read.
+    UPDATE accounts AS a
+    SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp,
+        credits_posted = u.cpo, version = u.version
+    FROM unnest(%(a_ids)s::uuid[], %(a_dp)s::numeric[], %(a_dpo)s::numeric[], %(a_cp)s::numeric[],
+                %(a_cpo)s::numeric[], %(a_versions)s::bigint[], %(a_old_versions)s::bigint[])
+         AS u(id, dp, dpo, cp, cpo, version, old_version)
+    WHERE a.id = u.id AND a.version = u.old_version
+    RETURNING 1
+), new_outcomes AS (
+    INSERT INTO request_outcomes (request_id, operation, request_hash, grpc_code, outcome, caller,
+                                  created_at)
+    SELECT request_id, operation, request_hash, grpc_code, outcome, caller, %(now)s
+    FROM unnest(%(o_request_ids)s::text[], %(o_operations)s::text[], %(o_hashes)s::bytea[],
+                %(o_codes)s::smallint[], %(o_outcomes)s::bytea[], %(o_callers)s::text[])
+         AS u(request_id, operation, request_hash, grpc_code, outcome, caller)
+    RETURNING 1
+), new_events AS (
+    INSERT INTO outbox (event_type, account_ids, payload, created_at)
+    SELECT event_type, string_to_array(account_ids, ',')::uuid[], payload, %(now)s
+    FROM unnest(%(v_event_types)s::smallint[], %(v_account_ids)s::text[], %(v_payloads)s::bytea[])
+         WITH ORDINALITY AS u(event_type, account_ids, payload, position)
+    ORDER BY position
+    RETURNING 1
+)
+SELECT ledger_write_guard((SELECT count(*) FROM changed_accounts), cardinality(%(a_ids)s::uuid[]),
+                          (SELECT count(*) FROM changed_holds), cardinality(%(c_ids)s::uuid[]));
