@@ -80,3 +80,40 @@ def test_limit_is_shared_across_replicas_and_falls_back(
             channel.close()
         for server in [*replicas, closed]:
             server.stop(grace_s=1)
+
+
+def test_leases_never_admit_past_the_shared_bucket(redis_server: RedisProcess) -> None:
+    """Two replicas' limiters on one Redis bucket, hammered by a busy caller: leasing tokens cuts
+    the Redis calls, yet the admitted total never exceeds what the bucket allows, and a slow caller
+    is still counted call by call (its lease stays one token)."""
+    from ledger_server.access.rate_limit import RateLimiter
+
+    rate, burst = 200.0, 100.0
+    limiters = [RateLimiter(redis_server.url, rate, burst) for _ in range(2)]
+    calls = {"n": 0}
+    for limiter in limiters:
+        script = limiter._script
+
+        def counted(*args: object, _script: object = script, **kwargs: object) -> object:
+            calls["n"] += 1
+            return _script(*args, **kwargs)  # type: ignore[operator]
+
+        limiter._script = counted
+    started = time.monotonic()
+    admitted = sum(limiters[i % 2].take("busy").allowed for i in range(3000))
+    elapsed = time.monotonic() - started
+    ceiling = burst + rate * elapsed + 1
+    assert admitted <= ceiling, (admitted, ceiling)
+    assert admitted >= burst * 0.5, admitted  # leases under-admit a little at most
+    assert calls["n"] < 3000, calls  # far fewer Redis calls than requests
+    RUN_SUMMARY.append(f"rate-limit leases: {admitted} of 3000 admitted in {elapsed:.2f} s "
+                       f"(ceiling {ceiling:.0f}), {calls['n']} Redis calls")
+
+    slow = RateLimiter(redis_server.url, rate, burst)
+    for _ in range(5):
+        assert slow.take("slow").allowed
+        time.sleep(LEASE_TTL_S_FOR_TEST)
+    assert slow._leases["slow"].size == 1
+
+
+LEASE_TTL_S_FOR_TEST = 0.12  # just past ledger_server.access.rate_limit.LEASE_TTL_S
