@@ -62,6 +62,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database-url", help="a PostgreSQL server to create the benchmark databases on "
                    "(default: the local one at 127.0.0.1:5432, else an embedded pgserver)")
+    p.add_argument("--redis-url", default="auto",
+                   help="Redis for the ledger's rate limiter, as operators run it; 'auto' (default): the "
+                        "local one at 127.0.0.1:6379 when it answers, 'none': without Redis")
     p.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT, help="where results go")
     p.add_argument("--duration", type=float, default=6.0, help="measured seconds per phase")
     p.add_argument("--warmup", type=float, default=1.0, help="discarded seconds before each phase")
@@ -157,7 +160,9 @@ class Bench:
         self.pool = LoadPool(args.load_processes)  # spawning overlaps the servers' start
         self.cleanups.append(self.pool.close)
         self.metrics_port = free_port()
-        ledger = ledger_server(self.ledger_url, self.metrics_port, self.tmp / "ledger-server.log")
+        self.redis_url = _redis_url(args.redis_url)
+        ledger = ledger_server(self.ledger_url, self.metrics_port, self.tmp / "ledger-server.log",
+                               redis_url=self.redis_url)
         self.ledger = ledger.launch()
         self.cleanups.append(self.ledger.stop)
         if not args.soak:
@@ -326,7 +331,8 @@ class Bench:
         candidates = [p for p in self.phases if p["series"] == "uniform" and p["mode"] == "closed"]
         level = max(candidates, key=lambda p: p["transfers_per_s"])["concurrency"] if candidates else 16
         port = free_port()
-        extra = ledger_server(self.ledger_url, port, self.tmp / "ledger-nosync.log", durable=False).start()
+        extra = ledger_server(self.ledger_url, port, self.tmp / "ledger-nosync.log", durable=False,
+                              redis_url=self.redis_url).start()
         try:
             spec = self.spec(f"nosync-c{level}", "grpc", extra.target, "uniform", level)
             return self.measure(f"EXTRA, NOT DURABLE: uniform c={level}, synchronous_commit=off",
@@ -416,6 +422,7 @@ class Bench:
             "postgres": {"origin": self.pg.origin, **self.settings, "cpu_visible": self.pg_procs.local},
             "settings": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()},
             "accounts": {"spread": args.accounts, "hot": args.hot_accounts, "merchants": args.merchants},
+            "ledger_redis": self.redis_url,
         }
 
 
@@ -478,6 +485,20 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
+def _redis_url(choice: str) -> str | None:
+    if choice == "none":
+        return None
+    if choice != "auto":
+        return choice
+    import redis
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_timeout=0.5, socket_connect_timeout=0.5).ping()
+    except redis.RedisError:
+        return None
+    return "redis://127.0.0.1:6379/0"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -509,3 +530,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -92,7 +92,8 @@ class Service:
 
 
 def ledger_server(
-    database_url: str, metrics_port: int, log_path: pathlib.Path | None, durable: bool = True
+    database_url: str, metrics_port: int, log_path: pathlib.Path | None, durable: bool = True,
+    redis_url: str | None = None,
 ) -> Service:
     """The ledger as operators run it. durable=False sets synchronous_commit=off on every
     connection it opens (libpq's PGOPTIONS): only for the labelled, non-durable extra."""
@@ -105,6 +106,8 @@ def ledger_server(
         "LEDGER_RATE_LIMIT": "1000000000",
         "LEDGER_RATE_LIMIT_BURST": "1000000000",
     }
+    if redis_url:  # rate limits in Redis, as operators run it (the limit is lifted, the calls are not)
+        env["LEDGER_REDIS_URL"] = redis_url
     if not durable:
         env["PGOPTIONS"] = (os.environ.get("PGOPTIONS", "") + " -c synchronous_commit=off").strip()
     name = "ledger" if durable else "ledger (synchronous_commit=off)"

@@ -59,11 +59,14 @@ class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
         self.callers = callers
         self.database_url = database_url
 
-    def _commit(self, job: c.Job, response_type: type[M], context: grpc.ServicerContext) -> M:
+    def _commit(self, job: c.Job, response_type: type[M], context: grpc.ServicerContext) -> M | bytes:
+        """The committed response, as the bytes stored with the outcome: the access interceptor's
+        serializer sends bytes as they are (no parse and re-serialize per call). `response_type`
+        names what those bytes are."""
         outcome = self._submit(job, context)
         if outcome.code != 0:
             raise outcome.error()
-        return response_type.FromString(outcome.payload)
+        return outcome.payload
 
     def _submit(self, job: c.Job, context: grpc.ServicerContext) -> Outcome:
         """Queue a job in the caller's name and wait for its outcome."""
@@ -82,13 +85,15 @@ class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
     # -- mutations --------------------------------------------------------------------------------
 
     @_rpc
-    def CreateAsset(self, request: ledger_pb2.CreateAssetRequest, context: grpc.ServicerContext) -> ledger_pb2.Asset:
+    def CreateAsset(
+        self, request: ledger_pb2.CreateAssetRequest, context: grpc.ServicerContext
+    ) -> ledger_pb2.Asset | bytes:
         return self._commit(v.create_asset(request), ledger_pb2.Asset, context)
 
     @_rpc
     def CreateAccount(
         self, request: ledger_pb2.CreateAccountRequest, context: grpc.ServicerContext
-    ) -> ledger_pb2.Account:
+    ) -> ledger_pb2.Account | bytes:
         command = v.create_account(request)
         command = replace(command, metadata=self.tenants.tag_metadata(self._tenant(), command.metadata))
         return self._commit(command, ledger_pb2.Account, context)
@@ -96,7 +101,7 @@ class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
     @_rpc
     def CreateTransfer(
         self, request: ledger_pb2.CreateTransferRequest, context: grpc.ServicerContext
-    ) -> ledger_pb2.Transfer:
+    ) -> ledger_pb2.Transfer | bytes:
         command = v.create_transfer(request)
         self.tenants.check_accounts(self._tenant(), (command.debit_account_id, command.credit_account_id))
         return self._commit(command, ledger_pb2.Transfer, context)
@@ -104,7 +109,7 @@ class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
     @_rpc
     def CreateTransfers(
         self, request: ledger_pb2.CreateTransfersRequest, context: grpc.ServicerContext
-    ) -> ledger_pb2.CreateTransfersResponse:
+    ) -> ledger_pb2.CreateTransfersResponse | bytes:
         batch = v.create_transfers(request)
         accounts = {a for item in batch.items if isinstance(item, c.CreateTransfer)
                     for a in (item.debit_account_id, item.credit_account_id)}
@@ -114,7 +119,7 @@ class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
     @_rpc
     def PostPendingTransfer(
         self, request: ledger_pb2.PostPendingTransferRequest, context: grpc.ServicerContext
-    ) -> ledger_pb2.Transfer:
+    ) -> ledger_pb2.Transfer | bytes:
         command = v.post_pending(request)
         self.tenants.check_transfers(self._tenant(), (command.pending_id,))
         return self._commit(command, ledger_pb2.Transfer, context)
@@ -122,7 +127,7 @@ class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
     @_rpc
     def VoidPendingTransfer(
         self, request: ledger_pb2.VoidPendingTransferRequest, context: grpc.ServicerContext
-    ) -> ledger_pb2.Transfer:
+    ) -> ledger_pb2.Transfer | bytes:
         command = v.void_pending(request)
         self.tenants.check_transfers(self._tenant(), (command.pending_id,))
         return self._commit(command, ledger_pb2.Transfer, context)
@@ -130,7 +135,7 @@ class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
     @_rpc
     def ReverseTransfer(
         self, request: ledger_pb2.ReverseTransferRequest, context: grpc.ServicerContext
-    ) -> ledger_pb2.Transfer:
+    ) -> ledger_pb2.Transfer | bytes:
         command = v.reverse_transfer(request)
         self.tenants.check_transfers(self._tenant(), (command.transfer_id,))
         return self._commit(command, ledger_pb2.Transfer, context)
@@ -138,7 +143,7 @@ class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
     @_rpc
     def AdjustPendingTransfer(
         self, request: ledger_pb2.AdjustPendingTransferRequest, context: grpc.ServicerContext
-    ) -> ledger_pb2.Transfer:
+    ) -> ledger_pb2.Transfer | bytes:
         command = v.adjust_pending(request)
         self.tenants.check_transfers(self._tenant(), (command.pending_id,))
         return self._commit(command, ledger_pb2.Transfer, context)
@@ -146,7 +151,7 @@ class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
     @_rpc
     def ApplyOperations(
         self, request: ledger_pb2.ApplyOperationsRequest, context: grpc.ServicerContext
-    ) -> ledger_pb2.ApplyOperationsResponse:
+    ) -> ledger_pb2.ApplyOperationsResponse | bytes:
         batch = v.apply_operations(request)
         principal = current_principal()
         if any(isinstance(item, c.ReverseTransfer) for item in batch.items) and \

@@ -26,6 +26,7 @@ from ledger_server.metrics import Metrics
 log = logging.getLogger(__name__)
 _PRINCIPAL: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal", default=SYSTEM)
 AUTHORIZATION_CHARS_MAX = 512
+GUARDED_METHODS_MAX = 256  # methods are a fixed set; the bound only guards against surprises
 
 
 class _Malformed:
@@ -43,6 +44,18 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
             return _Malformed()
 
     return parse
+
+
+def _passthrough(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """Responses a handler already holds serialized (a committed outcome is stored as the response's
+    bytes) go out as they are, without being parsed and serialized again."""
+    if serializer is None:
+        return None
+
+    def serialize(response: Any) -> bytes:
+        return response if type(response) is bytes else serializer(response)
+
+    return serialize
 
 
 def current_principal() -> Principal:
@@ -73,14 +86,24 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         self._callers = callers
         self._limiter = limiter
         self._metrics = metrics
+        self._guarded: dict[str, Any] = {}
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        """Called for every RPC: the guarded handler of a method is built once and reused."""
+        method = details.method
+        guarded = self._guarded.get(method)
+        if guarded is not None:
+            return guarded
         handler = continuation(details)
-        scope = required_scope(details.method)
+        scope = required_scope(method)
         if handler is None or scope is None:
             return handler
-        method = details.method
+        guarded = self._guard(handler, method, scope)
+        if len(self._guarded) < GUARDED_METHODS_MAX:
+            self._guarded[method] = guarded
+        return guarded
 
+    def _guard(self, handler: Any, method: str, scope: str) -> Any:
         def admit(context: grpc.ServicerContext) -> Principal:
             principal = self._authenticate(context)
             if principal is None:
@@ -117,7 +140,7 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
             return grpc.unary_unary_rpc_method_handler(
                 guarded_unary, request_deserializer=_tolerant(handler.request_deserializer),
-                response_serializer=handler.response_serializer)
+                response_serializer=_passthrough(handler.response_serializer))
         if handler.unary_stream is not None:
             stream = handler.unary_stream
 
