@@ -8,7 +8,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import psycopg
@@ -289,3 +289,44 @@ def test_interleaved_writers_commit_and_roll_back_the_stream_stays_ordered_and_c
     delivered = [e.sequence for e in collector.events]
     assert delivered == committed
     assert any(p[3] for p in plans) and len(committed) < sum(p[4] for p in plans)  # some rolled back
+
+
+def test_the_feed_follows_the_outbox_only_while_someone_watches(
+    new_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody watching: the feed reads nothing (no queries per commit). The first stream starts it,
+    events flow, and IDLE_STOP_S after the last stream ends it lets go; the next stream starts it
+    again from the current watermark."""
+    from prometheus_client import CollectorRegistry
+
+    from ledger_server.events import feed as feed_module
+    from ledger_server.events.metrics import EventsMetrics
+
+    monkeypatch.setattr(feed_module, "IDLE_STOP_S", 0.3)
+    url = new_database()
+    feed = feed_module.OutboxFeed(url, EventsMetrics(CollectorRegistry()), fallback_poll_s=0.05).start()
+    try:
+        time.sleep(0.3)
+        assert not feed.wait_ready(0.01)  # idle from the start
+        with psycopg.connect(url, autocommit=True) as conn:
+            first = conn.execute(INSERT_EVENT, (_outbox_payload(),)).fetchone()[0]  # type: ignore[index]
+            feed.subscribe()
+            assert feed.wait_ready(5)
+            start = feed.watermark
+            second = conn.execute(INSERT_EVENT, (_outbox_payload(),)).fetchone()[0]  # type: ignore[index]
+            feed.wait_beyond(start, 5, lambda: False)
+            assert feed.watermark >= second > first
+            assert [r.sequence for r in feed.buffered_after(start, 10) or []] == [second]
+            feed.unsubscribe()
+            deadline = time.monotonic() + 5
+            while feed.wait_ready(0) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not feed.wait_ready(0)  # let go
+            third = conn.execute(INSERT_EVENT, (_outbox_payload(),)).fetchone()[0]  # type: ignore[index]
+            feed.subscribe()
+            assert feed.wait_ready(5)
+            assert feed.watermark >= third  # started again from the current watermark
+            assert feed.buffered_after(second, 10) is None  # older ones come from the database
+            feed.unsubscribe()
+    finally:
+        feed.stop()

@@ -1,7 +1,10 @@
 """One per server: follows the outbox's safe watermark and keeps the newest events in memory.
 
 A NOTIFY (or a slow fallback poll) wakes the feed thread; it probes the watermark, reads the new
-events once and wakes every WatchEvents stream, which serves them from memory. A stream that is
+events once and wakes every WatchEvents stream, which serves them from memory. The feed follows the
+outbox only while someone watches: with no stream for IDLE_STOP_S it lets go (two queries per
+commit saved on a server nobody watches) and the next stream starts it again from the current
+watermark (streams that resume from older sequences read those from the database, as always). A stream that is
 further behind than the buffer reads the database itself (see stream.py). The buffer always holds
 every event with floor < sequence <= watermark, so a stream never has to guess about holes
 (sequences of rolled-back transactions are simply absent).
@@ -30,6 +33,7 @@ Q = queries.load("events")
 READ_BATCH_EVENTS = 1000
 RECHECK_FIRST_S = 0.002  # while a probe waits for running transactions: 2 ms, doubling
 RECHECK_MAX_S = 0.1
+IDLE_STOP_S = 30.0  # stop following the outbox this long after the last stream ended
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,9 @@ class OutboxFeed:
         self._ready = threading.Event()
         self._stopped = False
         self._wake = threading.Event()
+        self._subscribers = 0
+        self._idle_since: float | None = time.monotonic()
+        self._active = threading.Event()  # set while at least one stream needs the feed
         self._listener = NotificationListener(conninfo, [OUTBOX_CHANNEL], lambda _: self._wake.set(), "outbox-listen")
         self._thread = threading.Thread(target=self._run, name="outbox-feed", daemon=True)
 
@@ -70,10 +77,38 @@ class OutboxFeed:
         """True once the first watermark is known (streams wait for it)."""
         return self._ready.wait(timeout_s)
 
+    def subscribe(self) -> None:
+        """A stream starts: the feed follows the outbox (again) until IDLE_STOP_S after the last ends."""
+        with self._changed:
+            self._subscribers += 1
+            self._idle_since = None
+            self._active.set()
+        self._wake.set()
+
+    def unsubscribe(self) -> None:
+        with self._changed:
+            assert self._subscribers > 0
+            self._subscribers -= 1
+            if self._subscribers == 0:
+                self._idle_since = time.monotonic()
+
+    def _let_go_if_idle(self) -> bool:
+        """True when nobody has watched for IDLE_STOP_S: the buffer is dropped and the feed waits."""
+        with self._changed:
+            if self._idle_since is None or time.monotonic() - self._idle_since < IDLE_STOP_S:
+                return False
+            self._active.clear()
+            self._ready.clear()
+            self._buffer.clear()
+            self._buffer_bytes = 0
+            self._floor = self._watermark
+            return True
+
     def stop(self) -> None:
         with self._changed:
             self._stopped = True
             self._changed.notify_all()
+        self._active.set()
         self._wake.set()
         self._listener.stop()
         self._thread.join(timeout=10)
@@ -119,12 +154,18 @@ class OutboxFeed:
         recheck = RECHECK_FIRST_S
         backoff = 0.1
         while not self._stopped:
+            self._active.wait()
+            if self._stopped:
+                return
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
                     if tracker is None:
                         tracker = self._initial_tracker(conn)
                     backoff = 0.1
                     while not self._stopped:
+                        if self._let_go_if_idle():
+                            tracker = None
+                            break
                         self._wake.clear()
                         started = time.perf_counter()
                         self._catch_up(conn, tracker)
@@ -135,6 +176,7 @@ class OutboxFeed:
                         else:
                             recheck = RECHECK_FIRST_S
                             self._wake.wait(self._fallback_poll_s)
+                continue  # idle: let go of the connection and wait for the next stream
             except psycopg.Error as error:
                 log.warning("outbox feed lost its connection: %s", error)
             except Exception:

@@ -102,6 +102,13 @@ class EventStream:
         context.add_callback(feed.wake_all)  # a cancelled stream stops waiting at once
 
     def __iter__(self) -> Iterator[events_pb2.LedgerEvent]:
+        self._feed.subscribe()
+        try:
+            yield from self._follow()
+        finally:
+            self._feed.unsubscribe()
+
+    def _follow(self) -> Iterator[events_pb2.LedgerEvent]:
         if not self._feed.wait_ready(30):
             raise transient(grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE", "the event feed is not ready")
         while self._context.is_active():
