@@ -366,6 +366,29 @@ def test_settlement_file_reconciliation_reports_differences_and_posts_nothing(
     assert report["posted"] is False
     assert card.wallet_balances() == before  # proposals only: nothing was posted
 
+    # An operator reviews the amount mismatch and posts that proposal, and only that one.
+    report_path = tmp_path / "report.json"
+    report_path.write_text(json.dumps(report))
+    post = [sys.executable, "-m", "ledger_cards.main", "post-proposals", str(report_path),
+            "--event", sent[1]["token"], "--reviewer", "alice"]
+    first = subprocess.run(post, env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    posted = json.loads(first.stdout)
+    assert [(r["for"], r["posted"]) for r in posted] == [(sent[1]["token"], True)]
+    after = card.wallet_balances()
+    assert after[1] == before[1] + 50 and after[3] == before[3], (before, after)  # the wallet paid 50 more
+    recorded = ledger.get_transfer(transfer_id=posted[0]["transfers"][0])
+    assert (recorded.amount, recorded.metadata["reviewed_by"]) == (50, "alice")
+    again = subprocess.run(post, env=env, capture_output=True, text=True, timeout=60)  # posting twice posts once
+    assert again.returncode == 0 and json.loads(again.stdout) == posted, again.stderr
+    assert card.wallet_balances() == after
+    other = subprocess.run([*post[:-1], "bob"], env=env, capture_output=True, text=True, timeout=60)
+    assert other.returncode == 1 and json.loads(other.stdout)[0]["error"] == "IDEMPOTENCY_KEY_REUSED"
+    unknown = subprocess.run([*post[:5], "--event", "evt_nope", "--reviewer", "alice"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2 and "no proposal" in unknown.stderr
+    assert card.wallet_balances() == after
+
 
 def test_ledgerctl_and_the_sdk_issue_freeze_and_close_cards(
     ledger: LedgerClient, processor: Processor, capsys: pytest.CaptureFixture[str]

@@ -2,6 +2,7 @@
 
     ledger-card-gateway serve --listen 127.0.0.1:8080          (flags or environment, see --help)
     ledger-card-gateway reconcile settlement-2024-05-01.json   (prints the report; posts nothing)
+    ledger-card-gateway post-proposals report.json --event EVT --reviewer alice   (posts reviewed ones)
     ledger-card-gateway new-secret
 """
 
@@ -62,6 +63,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     reconcile = commands.add_parser("reconcile", help="compare a processor settlement file with the ledger")
     _common(reconcile)
     reconcile.add_argument("file", help="the settlement file (JSON; see clients/cards/README.md)")
+    post = commands.add_parser("post-proposals", help="post reviewed compensating entries of a reconciliation report")
+    _common(post)
+    post.add_argument("report", help="the JSON report printed by `reconcile`")
+    post.add_argument("--event", action="append", default=[], dest="events", metavar="EVENT_TOKEN",
+                      help="the proposal to post, by the event token it is for (repeat for several)")
+    post.add_argument("--reviewer", required=True, help="who reviewed them (recorded on every transfer)")
     commands.add_parser("new-secret", help="print a new webhook secret")
     return parser.parse_args(argv)
 
@@ -71,6 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "new-secret":
         print(new_secret())
         return 0
+    if args.command == "post-proposals":
+        from ledger_cards.reconcile import ProposalError, run_post_proposals
+
+        if not args.ledger_api_key:
+            print("--ledger-api-key (or its environment variable) is required", file=sys.stderr)
+            return 2
+        try:
+            results = asyncio.run(run_post_proposals(
+                args.ledger_target, args.ledger_api_key, args.report, args.events, args.reviewer))
+        except ProposalError as error:
+            print(f"refused: {error}", file=sys.stderr)
+            return 2
+        print(json.dumps(results, indent=2, sort_keys=True))
+        return 0 if all(r["posted"] for r in results) else 1
     if not args.database_url or not args.ledger_api_key:
         print("--database-url and --ledger-api-key (or their environment variables) are required", file=sys.stderr)
         return 2

@@ -3,8 +3,11 @@
 Each settlement record (a clearing, return or return reversal, by event token) is matched with the
 event we applied and with the transfers the ledger holds for it (read back through the API, not from
 our own table). Differences are reported with a proposed compensating entry each: operations with
-deterministic request ids (`card-recon:{date}:{event}:{n}`) that an operator may post after review
-(`ledgerctl` or the SDK's apply_operations). Nothing is ever posted here.
+deterministic request ids (`card-recon:{date}:{event}:{n}`). `reconcile` never posts anything;
+`post_proposals` (`ledger-card-gateway post-proposals`) posts the proposals an operator names after
+review, each as one atomic batch, with the reviewer recorded on every transfer. The request ids make
+posting twice post once; a second reviewer posting the same proposal is refused by the ledger
+(IDEMPOTENCY_KEY_REUSED: it is already posted).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import psycopg
 from ledger_cards import queries
 from ledger_cards.model import ProgramRole
 from ledger_cards.schema import SchemaError
-from ledger_client import AsyncLedgerClient, LedgerError
+from ledger_client import AsyncLedgerClient, LedgerError, NewTransfer, Operation, Reverse
 
 Q = queries.load("cards")
 SETTLED_TYPES = ("clearing", "return", "return.reversal")
@@ -160,3 +163,66 @@ async def run_reconcile(database_url: str, ledger_target: str, api_key: str, pat
         data = json.load(handle)
     async with AsyncLedgerClient(ledger_target, token=api_key) as ledger:
         return await Reconciler(database_url, ledger).reconcile(data)
+
+
+class ProposalError(ValueError):
+    """The report or the selection is not something to post."""
+
+
+def _operations(proposal: dict[str, Any], currency: str, reviewer: str) -> list[Operation]:
+    stamp = {"card_flow": "reconciliation", "reviewed_by": reviewer}
+    operations: list[Operation] = []
+    for item in proposal.get("operations", []):
+        if "create_transfer" in item:
+            t = item["create_transfer"]
+            amount = int(t["amount"])
+            if amount <= 0:
+                raise ProposalError(f"proposal for {proposal.get('for')}: amount must be positive")
+            operations.append(NewTransfer(
+                debit_account_id=t["debit_account_id"], credit_account_id=t["credit_account_id"], amount=amount,
+                asset=currency, metadata={**t.get("metadata", {}), **stamp}, request_id=t["request_id"]))
+        elif "reverse" in item:
+            r = item["reverse"]
+            operations.append(Reverse(transfer_id=r["transfer_id"], metadata=stamp, request_id=r["request_id"]))
+        else:
+            raise ProposalError(f"proposal for {proposal.get('for')}: unknown operation {sorted(item)}")
+    if not operations:
+        raise ProposalError(f"proposal for {proposal.get('for')} has no operations")
+    return operations
+
+
+async def post_proposals(
+    report: dict[str, Any], events: list[str], reviewer: str, ledger: AsyncLedgerClient
+) -> list[dict[str, Any]]:
+    """Post the named proposals of a reconciliation report, each as one atomic batch."""
+    if not reviewer.strip():
+        raise ProposalError("a reviewer must be named")
+    if report.get("posted") is not False or "proposals" not in report or "currency" not in report:
+        raise ProposalError("not a reconciliation report")
+    by_event = {p["for"]: p for p in report["proposals"]}
+    unknown = [e for e in events if e not in by_event]
+    if unknown or not events:
+        raise ProposalError(f"no proposal for {unknown}" if unknown else "name at least one proposal")
+    results: list[dict[str, Any]] = []
+    for event in dict.fromkeys(events):  # each once, in the order given
+        operations = _operations(by_event[event], report["currency"], reviewer)
+        try:
+            batch = await ledger.apply_operations(
+                operations=operations, atomic=True, request_id=f"card-recon-post:{report['settlement_date']}:{event}")
+        except LedgerError as error:
+            results.append({"for": event, "posted": False, "error": error.reason})
+            continue
+        failed = [item.error.reason for item in batch.results if item.error is not None]
+        results.append({"for": event, "posted": not failed,
+                        "transfers": [item.transfer.id for item in batch.results if item.transfer is not None],
+                        **({"errors": failed} if failed else {})})
+    return results
+
+
+async def run_post_proposals(
+    ledger_target: str, api_key: str, path: str, events: list[str], reviewer: str
+) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        report = json.load(handle)
+    async with AsyncLedgerClient(ledger_target, token=api_key) as ledger:
+        return await post_proposals(report, events, reviewer, ledger)
