@@ -141,7 +141,7 @@ class Authorizer:
         if refusal is not None:
             return _Outcome(Decision(request.token, DECLINED, 0, refusal), card)
         now = dt.datetime.now(dt.UTC)
-        allowed = await self._limits.reserve(card, request.amount, request.partial_approval_capable, now)
+        allowed = await self._limits.reserve(card, request.amount, request.partial_approval_capable, now, request.token)
         if allowed == 0:
             return _Outcome(Decision(request.token, DECLINED, 0, "SPEND_LIMIT_EXCEEDED"), card)
         decision = await self._hold(request, card, allowed)

@@ -2,9 +2,12 @@
 
 One Lua call checks both windows and reserves the amount atomically (concurrent authorizations of
 one card cannot both squeeze under the limit). A missing counter (Redis restarted, key evicted) is
-rebuilt from the sum of approved authorizations in the window (`card_authorizations`, which mirror
-the ledger holds one to one); with Redis down the gateway decides from that sum directly (correct,
-slower, and without the cross-request reservation).
+rebuilt from the truth: approved authorizations in the window (`card_authorizations`, which mirror
+the ledger holds one to one) plus reservations still in flight. With Redis down the gateway decides
+from the database under a per-card lock and reserves there too (`card_spend_reservations`), so
+concurrent authorizations of one card still cannot both pass (slower: two round trips more). A card
+decided that way has its Redis counters dropped when Redis answers again, so they are rebuilt with
+what was approved meanwhile instead of undercounting it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 
 LUA_MAX = 2**53  # Lua numbers are doubles: amounts past this use the database path
 REDIS_TIMEOUT_S = 0.05
+STALE_CARDS_MAX = 100_000  # past it, counters of cards decided during an outage rebuild at expiry only
 
 # KEYS: day counter, month counter. ARGV: amount, day limit, month limit (0: none), partial (0/1),
 # day ttl, month ttl. Returns the reserved amount (0: over a limit), or -1 when a counter is missing.
@@ -67,13 +71,15 @@ class SpendLimits:
                                         socket_connect_timeout=REDIS_TIMEOUT_S) if redis_url else None
         self._store = store
         self._script = self._redis.register_script(RESERVE) if self._redis is not None else None
+        self._stale: set[str] = set()  # cards decided without Redis: their counters are behind
 
     async def close(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()
 
-    async def reserve(self, card: Card, amount: int, partial: bool, now: dt.datetime) -> int:
-        """The amount the limits allow (all, part when `partial`, or 0), reserved against them."""
+    async def reserve(self, card: Card, amount: int, partial: bool, now: dt.datetime, token: str) -> int:
+        """The amount the limits allow (all, part when `partial`, or 0), reserved against them for the
+        authorization `token`."""
         if card.daily_limit is None and card.monthly_limit is None:
             return amount
         win = windows(card.id, now)
@@ -83,7 +89,9 @@ class SpendLimits:
                 return await self._reserve_in_redis(card, amount, partial, win)
             except RedisError as error:
                 log.warning("spend limits: Redis unavailable (%s); deciding from the authorization records", error)
-        return await self._allowed_from_records(card, amount, partial, win)
+        if self._redis is not None and len(self._stale) < STALE_CARDS_MAX:
+            self._stale.add(card.id)
+        return await self._reserve_in_database(card, amount, partial, win, token)
 
     async def release(self, card: Card, amount: int, now: dt.datetime) -> None:
         """Give back a reservation the ledger did not use (declined, or approved for less)."""
@@ -102,6 +110,9 @@ class SpendLimits:
 
     async def _reserve_in_redis(self, card: Card, amount: int, partial: bool, win: Windows) -> int:
         assert self._script is not None and self._redis is not None
+        if card.id in self._stale:  # decided from the database meanwhile: rebuild from the truth
+            await self._redis.delete(win.day_key, win.month_key)
+            self._stale.discard(card.id)
         args = [amount, card.daily_limit or 0, card.monthly_limit or 0, 1 if partial else 0, 2 * 86_400, 32 * 86_400]
         for _ in range(2):
             result = int(await self._script(keys=[win.day_key, win.month_key], args=args))
@@ -113,19 +124,21 @@ class SpendLimits:
     async def _seed(self, card: Card, win: Windows) -> None:
         """Rebuild missing counters from the truth; NX keeps a concurrent seeder's value."""
         assert self._redis is not None
+        day, month = await self._store.spent_since(card.id, win.day_start, win.month_start)
         if card.daily_limit is not None:
-            used = await self._store.approved_since(card.id, win.day_start)
-            await self._redis.set(win.day_key, used, nx=True, ex=2 * 86_400)
+            await self._redis.set(win.day_key, day, nx=True, ex=2 * 86_400)
         if card.monthly_limit is not None:
-            used = await self._store.approved_since(card.id, win.month_start)
-            await self._redis.set(win.month_key, used, nx=True, ex=32 * 86_400)
+            await self._redis.set(win.month_key, month, nx=True, ex=32 * 86_400)
 
-    async def _allowed_from_records(self, card: Card, amount: int, partial: bool, win: Windows) -> int:
-        allowed = amount
-        if card.daily_limit is not None:
-            allowed = min(allowed, card.daily_limit - await self._store.approved_since(card.id, win.day_start))
-        if card.monthly_limit is not None:
-            allowed = min(allowed, card.monthly_limit - await self._store.approved_since(card.id, win.month_start))
-        if allowed <= 0 or (allowed < amount and not partial):
-            return 0
-        return allowed
+    async def _reserve_in_database(self, card: Card, amount: int, partial: bool, win: Windows, token: str) -> int:
+        def allowed(day_spent: int, month_spent: int) -> int:
+            room = amount
+            if card.daily_limit is not None:
+                room = min(room, card.daily_limit - day_spent)
+            if card.monthly_limit is not None:
+                room = min(room, card.monthly_limit - month_spent)
+            if room <= 0 or (room < amount and not partial):
+                return 0
+            return room
+
+        return await self._store.reserve_spend(card.id, token, win.day_start, win.month_start, allowed)

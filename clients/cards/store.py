@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,13 +186,31 @@ class CardStore:
             row = await (await conn.execute(Q["transaction_hold"], {"token": token})).fetchone()
         return None if row is None else row[0]
 
-    async def approved_since(self, card_id: str, since: dt.datetime) -> int:
+    async def spent_since(self, card_id: str, day_start: dt.datetime, month_start: dt.datetime) -> tuple[int, int]:
+        """(day, month) spend: recorded approvals plus reservations still in flight."""
+        params = {"card_id": card_id, "day_start": day_start, "month_start": month_start}
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(Q["approved_since"], {"card_id": card_id, "since": since})).fetchone()
+            row = await (await conn.execute(Q["spent_since"], params)).fetchone()
         assert row is not None
-        return int(row[0])
+        return int(row[0]), int(row[1])
 
-    # -- webhook inbox ----------------------------------------------------------------------------
+    async def reserve_spend(
+        self, card_id: str, token: str, day_start: dt.datetime, month_start: dt.datetime,
+        allowed: Callable[[int, int], int],
+    ) -> int:
+        """Under the card's lock: read the spend, let `allowed(day, month)` decide, and reserve what it
+        allows before the lock goes, so a concurrent decision on the same card counts it."""
+        params = {"card_id": card_id, "day_start": day_start, "month_start": month_start}
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(Q["lock_card_spend"], params)
+            row = await (await conn.execute(Q["spent_since"], params)).fetchone()
+            assert row is not None
+            amount = allowed(int(row[0]), int(row[1]))
+            if amount > 0:
+                reservation = {"token": token, "card_id": card_id, "amount": amount}
+                await conn.execute(Q["insert_spend_reservation"], reservation)
+            await conn.execute(Q["delete_old_spend_reservations"], params)
+        return amount
 
     async def accept_events(self, events: Sequence[tuple[CardEvent, dict[str, Any]]]) -> AcceptedEvents:
         """Store a delivery's events durably (synchronous commit) before it is acknowledged."""

@@ -65,12 +65,6 @@ VALUES (%(token)s, %(card_id)s, %(account_id)s, %(asset)s, %(auth_total)s, %(aut
 ON CONFLICT (token) DO NOTHING
 RETURNING token;
 
--- name: approved_since
--- Spend-limit fallback truth: what was approved on the card since the window opened.
-SELECT COALESCE(sum(approved_amount), 0)::text
-FROM card_authorizations
-WHERE card_id = %(card_id)s AND decided_at >= %(since)s AND approved_amount > 0;
-
 -- name: insert_transaction
 -- The lifecycle row of a transaction; the first writer (real-time path or webhook worker) wins.
 INSERT INTO card_transactions (token, card_id, account_id, asset, auth_total, auth_created, auth_event,
@@ -212,3 +206,29 @@ WITH state AS (
     DELETE FROM card_inflight WHERE transaction_token = %(token)s RETURNING transaction_token
 )
 SELECT (SELECT count(*) FROM state), (SELECT count(*) FROM applied);
+
+-- name: lock_card_spend
+-- Degraded spend limits (Redis down): one decision per card at a time, across gateway replicas.
+SELECT pg_advisory_xact_lock(hashtextextended('card-spend:' || %(card_id)s::text, 0));
+
+-- name: spent_since
+-- What the card spent since each window opened: recorded approvals plus reservations of decisions
+-- still in flight (not yet recorded, younger than five minutes). Also the spend-limit seed of Redis.
+SELECT
+    (SELECT COALESCE(sum(approved_amount), 0) FROM card_authorizations
+     WHERE card_id = %(card_id)s AND decided_at >= %(day_start)s AND approved_amount > 0)
+  + (SELECT COALESCE(sum(r.amount), 0) FROM card_spend_reservations AS r
+     WHERE r.card_id = %(card_id)s AND r.reserved_at >= greatest(%(day_start)s, now() - interval '5 minutes')
+       AND NOT EXISTS (SELECT 1 FROM card_authorizations AS a WHERE a.token = r.token)),
+    (SELECT COALESCE(sum(approved_amount), 0) FROM card_authorizations
+     WHERE card_id = %(card_id)s AND decided_at >= %(month_start)s AND approved_amount > 0)
+  + (SELECT COALESCE(sum(r.amount), 0) FROM card_spend_reservations AS r
+     WHERE r.card_id = %(card_id)s AND r.reserved_at >= greatest(%(month_start)s, now() - interval '5 minutes')
+       AND NOT EXISTS (SELECT 1 FROM card_authorizations AS a WHERE a.token = r.token));
+
+-- name: insert_spend_reservation
+INSERT INTO card_spend_reservations (token, card_id, amount) VALUES (%(token)s, %(card_id)s, %(amount)s)
+ON CONFLICT (token) DO NOTHING;
+
+-- name: delete_old_spend_reservations
+DELETE FROM card_spend_reservations WHERE card_id = %(card_id)s AND reserved_at < now() - interval '1 day';

@@ -1,0 +1,91 @@
+"""Per-card spend limits under concurrency, with Redis up, down, and back with stale counters.
+
+A real ledger, the real gateway process and a private Redis that the test pauses (SIGSTOP: calls
+time out, the keys survive) and resumes. Twenty authorizations of one card race each time.
+"""
+
+from __future__ import annotations
+
+import signal
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from ledger_client import LedgerClient
+from ledger_server.server import LedgerServer
+from tests.card_gateway import GatewayProcess, Processor, open_cardholder
+from tests.conftest import ADMIN_KEY, RUN_SUMMARY
+from tests.invariants import assert_ledger_consistent
+from tests.redis_process import RedisProcess
+
+ASSET = "USD"
+RACERS = 20
+
+
+@pytest.fixture(scope="module")
+def ledger(ledger_server: LedgerServer) -> Iterator[LedgerClient]:
+    with LedgerClient(ledger_server.target, token=ADMIN_KEY) as client:
+        client.create_asset(code=ASSET, scale=2, request_id="test-asset-USD")
+        yield client
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisProcess]:
+    server = RedisProcess().start()
+    yield server
+    assert server.process is not None
+    server.process.send_signal(signal.SIGCONT)
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def processor(ledger_server: LedgerServer, database_url: str, ledger: LedgerClient,
+              redis_server: RedisProcess) -> Iterator[Processor]:
+    gateway = GatewayProcess(database_url, ledger_server.target, redis_server.url).start()
+    client = Processor(gateway)
+    yield client
+    client.close()
+    gateway.stop()
+    assert_ledger_consistent(database_url)
+
+
+def race(processor: Processor, card_token: str, amount: int) -> list[dict[str, object]]:
+    with ThreadPoolExecutor(RACERS) as pool:
+        return list(pool.map(lambda _: processor.authorize(card_token, amount, token="auth_" + uuid.uuid4().hex),
+                             range(RACERS)))
+
+
+def approved(answers: list[dict[str, object]]) -> int:
+    return sum(int(a["approved_amount"]) for a in answers if a["result"] != "DECLINED")  # type: ignore[call-overload]
+
+
+def test_concurrent_authorizations_never_pass_a_daily_limit_with_redis_up_down_and_back(
+    processor: Processor, ledger: LedgerClient, redis_server: RedisProcess
+) -> None:
+    assert redis_server.process is not None
+    wallet = open_cardholder(ledger, ASSET, 100_000)
+    card = processor.issue_card(wallet, daily_limit=1000)
+    token = card["card_token"]
+
+    up = race(processor, token, 100)  # Redis counters
+    spent = approved(up)
+    assert spent == 1000, up  # 20 x 100 asked, exactly the limit approved
+
+    spare_wallet = open_cardholder(ledger, ASSET, 100_000)
+    spare = processor.issue_card(spare_wallet, daily_limit=500)["card_token"]
+    first = processor.authorize(spare, 100)  # Redis counts 100 for the spare card, then Redis hangs
+    assert first["result"] == "APPROVED"
+    redis_server.process.send_signal(signal.SIGSTOP)
+    try:
+        down = race(processor, spare, 100)  # decided from the database, reserved under the card's lock
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    assert approved(down) == 400, down  # exactly the room left: no two squeezed under the limit
+    back = processor.authorize(spare, 100)  # Redis' counter says 100: it must be rebuilt, not trusted
+    assert back["result"] == "DECLINED" and back["decline_reason"] == "SPEND_LIMIT_EXCEEDED", back
+    held = ledger.get_account(account_id=spare_wallet).debits_pending
+    assert held == 500, held
+    RUN_SUMMARY.append(f"card spend limit races: redis_up={spent}/1000 redis_down={approved(down) + 100}/500 "
+                       f"after_recovery_declined={back['result'] == 'DECLINED'} held={held}")
