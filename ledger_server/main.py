@@ -47,6 +47,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate-limit-fail-closed", action="store_true",
                         default=env("LEDGER_RATE_LIMIT_FAIL_CLOSED", "") == "1",
                         help="refuse calls while Redis is down (default: fall back to per-replica buckets)")
+    parser.add_argument("--worker-threads", type=int, default=int(env("LEDGER_WORKER_THREADS", "64")),
+                        help="gRPC handler threads (env LEDGER_WORKER_THREADS; each open WatchEvents stream "
+                             "holds one)")
     parser.add_argument("--log-level", default=env("LEDGER_LOG_LEVEL", "INFO"))
     in_process = env("LEDGER_WEBHOOKS_IN_PROCESS")
     parser.add_argument("--webhooks-in-process", action=argparse.BooleanOptionalAction,
@@ -92,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = LedgerServer(
         ServerConfig(
             listen=args.listen, database_url=database_url, metrics_listen=args.metrics_listen,
+            worker_threads=args.worker_threads,
             redis_url=args.redis_url, tls_cert=args.tls_cert, tls_key=args.tls_key,
             tls_client_ca=args.tls_client_ca, rate_limit_per_s=args.rate_limit,
             rate_limit_burst=args.rate_limit_burst, rate_limit_fail_open=not args.rate_limit_fail_closed,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -55,6 +55,53 @@ def test_ten_thousand_lifecycles_with_duplicates_and_reordering_end_exactly_as_e
     assert report.mismatches == [], report.mismatches[:10]  # type: ignore[attr-defined]
     assert report.duplicates_sent >= 0.08 * report.events  # type: ignore[attr-defined]
     assert report.reordered >= 0.15  # type: ignore[attr-defined]
+    with psycopg.connect(database_url) as conn:
+        failed = conn.execute("SELECT event_token, outcome FROM card_events WHERE outcome ? 'error'").fetchall()
+        stuck = conn.execute("SELECT count(*) FROM card_events WHERE applied_at IS NULL").fetchone()
+    assert failed == []
+    assert stuck == (0,)
+    assert_ledger_consistent(database_url)
+
+
+REPLICA_LIFECYCLES = int(os.environ.get("CARD_REPLICA_SIMULATION_LIFECYCLES", "2000"))
+
+
+def test_two_gateway_replicas_share_the_traffic_and_every_event_applies_once(
+    new_database: Callable[[], str]
+) -> None:
+    """Two `ledger-card-gateway serve` processes on one database, Redis and ledger; the processor's
+    requests (authorizations, deliveries, duplicates, retries) land on either at random, so a
+    duplicate is often applied for by the other replica. The books still end exactly as expected."""
+    database_url = new_database()
+    unlimited = {"LEDGER_RATE_LIMIT": "1000000", "LEDGER_RATE_LIMIT_BURST": "1000000"}
+    ledger_process = ServerProcess(database_url, extra_env=unlimited).start()
+    redis_server = RedisProcess().start()
+    args = ["--workers", "12", "--auth-budget-ms", "3000"]
+    first = GatewayProcess(database_url, ledger_process.target, redis_server.url, extra_args=args).start()
+    second = GatewayProcess(database_url, ledger_process.target, redis_server.url, extra_args=args,
+                            secret=first.secret).start()
+    try:
+        with LedgerClient(ledger_process.target, token=ADMIN_KEY) as ledger:
+            ledger.create_asset(code="USD", scale=2, request_id="simulation-asset-USD")
+
+        async def run() -> object:
+            async with AsyncLedgerClient(ledger_process.target, token=ADMIN_KEY, timeout=60) as client:
+                simulator = Simulator(first.url, first.secret, GATEWAY_ADMIN_KEY, client, concurrency=32,
+                                      replica_urls=[second.url])
+                try:
+                    return await simulator.run(REPLICA_LIFECYCLES, cards=max(10, REPLICA_LIFECYCLES // 10),
+                                               duplicate_rate=0.10, reorder_rate=0.20, seed=11)
+                finally:
+                    await simulator.close()
+
+        report = asyncio.run(run())
+    finally:
+        second.stop()
+        first.stop()
+        redis_server.kill()
+        ledger_process.terminate()
+    RUN_SUMMARY.append("card simulation, 2 gateway replicas: " + report.summary())  # type: ignore[attr-defined]
+    assert report.mismatches == [], report.mismatches[:10]  # type: ignore[attr-defined]
     with psycopg.connect(database_url) as conn:
         failed = conn.execute("SELECT event_token, outcome FROM card_events WHERE outcome ? 'error'").fetchall()
         stuck = conn.execute("SELECT count(*) FROM card_events WHERE applied_at IS NULL").fetchone()

@@ -293,19 +293,22 @@ class RunReport:
 
 class Simulator:
     def __init__(self, gateway_url: str, secret: str, admin_key: str, ledger: AsyncLedgerClient,
-                 asset: str = "USD", concurrency: int = 24) -> None:
-        assert 1 <= concurrency <= 256
+                 asset: str = "USD", concurrency: int = 24, replica_urls: Sequence[str] = ()) -> None:
+        """`replica_urls`: more gateway replicas; each request of the processor's traffic goes to one
+        of all of them at random (a duplicate or a retry usually lands on another replica)."""
+        assert 1 <= concurrency <= 256 and len(replica_urls) <= 8
         self.secret = secret
         self.admin_key = admin_key
         self.ledger = ledger
         self.asset = asset
         self.concurrency = concurrency
         self.http = httpx.AsyncClient(base_url=gateway_url, timeout=30)  # setup and admin calls
-        address = httpx.URL(gateway_url)
-        self.wire = ConnectionPool(address.host, address.port or 80, concurrency)  # the processor's traffic
+        self.wires = [ConnectionPool(httpx.URL(url).host, httpx.URL(url).port or 80, concurrency)
+                      for url in (gateway_url, *replica_urls)]  # the processor's traffic
 
     async def close(self) -> None:
-        self.wire.close()
+        for wire in self.wires:
+            wire.close()
         await self.http.aclose()
 
     async def _bounded(self, jobs: Sequence[Any]) -> list[Any]:
@@ -359,7 +362,7 @@ class Simulator:
         """A signed request; a retry (attempt > 0) keeps the message id and signs its own, later timestamp."""
         body = json.dumps(payload).encode()
         headers = signed_headers(self.secret, message_id, body, int(time.time()) + attempt)
-        return await self.wire.post(path, body, headers)
+        return await random.choice(self.wires).post(path, body, headers)
 
     async def authorize(self, life: Lifecycle) -> dict[str, Any]:
         assert life.authorize is not None
