@@ -65,6 +65,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--redis-url", default="auto",
                    help="Redis for the ledger's rate limiter, as operators run it; 'auto' (default): the "
                         "local one at 127.0.0.1:6379 when it answers, 'none': without Redis")
+    p.add_argument("--cards", action="store_true",
+                   help="only the card authorization latency runs (gateway + ledger, open loop per rate)")
+    p.add_argument("--card-rates", default="100,200,300,400,500", help="authorizations per second, per run")
+    p.add_argument("--card-seconds", type=float, default=10.0)
     p.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT, help="where results go")
     p.add_argument("--duration", type=float, default=6.0, help="measured seconds per phase")
     p.add_argument("--warmup", type=float, default=1.0, help="discarded seconds before each phase")
@@ -499,12 +503,31 @@ def _redis_url(choice: str) -> str | None:
     return "redis://127.0.0.1:6379/0"
 
 
+def run_card_latency(args: argparse.Namespace) -> int:
+    from benchmarks import cards
+
+    rates = [float(r) for r in args.card_rates.split(",")]
+    seconds, warmup = (1.0, 0.5) if args.smoke else (args.card_seconds, 3.0)
+    if args.smoke:
+        rates = [20.0]
+    admin_url = args.database_url or "postgresql://postgres@127.0.0.1:5432/postgres"
+    result = cards.run_cards(admin_url, _redis_url(args.redis_url), rates, seconds, warmup)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "cards.json").write_text(json.dumps(result, indent=1) + "\n")
+    text = cards.markdown(result)
+    (args.out / "cards.md").write_text(text)
+    print(text)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     auth.run_key()  # before any load process is spawned: they inherit it
+    if args.cards:
+        return run_card_latency(args)
     bench = Bench(args)
     try:
         if args.soak:

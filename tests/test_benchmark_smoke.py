@@ -68,3 +68,19 @@ def test_soak_mode_reports_memory(pg_admin_url: str, tmp_path: pathlib.Path) -> 
     assert result["rss_mb"] and all(rss > 0 for _, rss in result["rss_mb"])
     assert result["throughput"]["calls_per_s"] > 0
     assert (out / "soak_rss.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_card_latency_mode_reports_percentiles_and_cpu(pg_admin_url: str, tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "cards"
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--smoke", "--cards", "--quiet",
+         "--database-url", pg_admin_url, "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    result = json.loads((out / "cards.json").read_text())
+    (row,) = result["rates"]
+    assert row["requests"] == 20 and row["p99_ms"] > 0 and sum(row["results"].values()) == 20
+    assert row["results"].get("APPROVED", 0) == 20, row["results"]
+    assert set(row["cpu_s"]) == {"gateway", "ledger", "load generator"}
+    assert "| offered/s |" in (out / "cards.md").read_text()

@@ -1,0 +1,87 @@
+"""Card authorization latency in the harness (`python -m benchmarks.run --cards`).
+
+One stack (ledger server + card gateway as processes, the local PostgreSQL, Redis when given),
+200 funded cards, then open-loop authorization load at each rate of --card-rates: latency is
+charged from each request's due time (no coordinated omission). CPU seconds of the gateway, the
+ledger and the load generator are metered per rate, so a reader sees which one saturates first.
+The load is the same code as `python -m ledger_cards.bench`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import resource
+import time
+from typing import Any
+
+import psutil
+
+from ledger_cards import bench as card_bench
+
+CARDS = 200
+
+
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _measure(stack: card_bench.Stack, rates: list[float], seconds: float, warmup_s: float,
+                   processes: dict[str, psutil.Process]) -> list[dict[str, Any]]:
+    cards = await card_bench.issue_cards(stack, CARDS, None)
+    await card_bench.load(stack, cards, rates[0], warmup_s, 64)
+    rows = []
+    for rate in rates:
+        before = {name: _cpu_s(p) for name, p in processes.items()}
+        own, started = _own_cpu_s(), time.monotonic()
+        figures = await card_bench.load(stack, cards, rate, seconds, 64)
+        wall = time.monotonic() - started
+        cpu = {name: round(_cpu_s(p) - before[name], 2) for name, p in processes.items()}
+        cpu["load generator"] = round(_own_cpu_s() - own, 2)
+        rows.append({"rate": rate, **figures, "wall_s": round(wall, 2), "cpu_s": cpu,
+                     "gateway_cpu_ms_per_auth": round(cpu["gateway"] / max(1, figures["requests"]) * 1000, 3),
+                     "ledger_cpu_ms_per_auth": round(cpu["ledger"] / max(1, figures["requests"]) * 1000, 3)})
+    return rows
+
+
+def run_cards(admin_url: str, redis_url: str | None, rates: list[float], seconds: float,
+              warmup_s: float) -> dict[str, Any]:
+    assert rates and all(0 < r <= 20_000 for r in rates) and 0 < seconds <= 600
+    stack = card_bench.start_stack(admin_url, redis_url, budget_ms=250)
+    try:
+        ledger, gateway = stack.processes[0], stack.processes[1]
+        processes = {"gateway": psutil.Process(gateway.pid), "ledger": psutil.Process(ledger.pid)}
+        rows = asyncio.run(_measure(stack, rates, seconds, warmup_s, processes))
+    finally:
+        stack.stop()
+    return {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "redis": bool(redis_url),
+            "cards": CARDS, "seconds_per_rate": seconds, "cpus": psutil.cpu_count(), "rates": rows}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        "# Card authorization latency",
+        "",
+        f"Run {result['started']} on {result['cpus']} cores; gateway, ledger, PostgreSQL"
+        f"{', Redis' if result['redis'] else ''} and the load generator share them. Open loop, "
+        f"{result['seconds_per_rate']:g} s per rate, {result['cards']} cards, latency from each request's due "
+        "time to its answer. Target: p99 <= 20 ms at 500 authorizations/s.",
+        "",
+        "| offered/s | achieved/s | p50 ms | p90 ms | p99 ms | max ms | results | CPU s gateway / ledger / load gen "
+        "| gateway ms CPU per auth | ledger ms CPU per auth |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in result["rates"]:
+        cpu = row["cpu_s"]
+        results = ", ".join(f"{k} {v}" for k, v in sorted(row["results"].items()))
+        lines.append(
+            f"| {row['rate']:g} | {row['achieved_rate']:,.0f} | {row['p50_ms']} | {row['p90_ms']} | {row['p99_ms']} "
+            f"| {row['max_ms']} | {results} | {cpu['gateway']} / {cpu['ledger']} / {cpu['load generator']} "
+            f"| {row['gateway_cpu_ms_per_auth']} | {row['ledger_cpu_ms_per_auth']} |")
+    return "\n".join(lines) + "\n"
