@@ -21,6 +21,16 @@ from tests.redis_process import RedisProcess
 LIFECYCLES = int(os.environ.get("CARD_SIMULATION_LIFECYCLES", "10000"))
 
 
+def assert_every_event_applied(database_url: str) -> None:
+    """No event failed or is still waiting, and the ledger's invariants hold."""
+    with psycopg.connect(database_url) as conn:
+        failed = conn.execute("SELECT event_token, outcome FROM card_events WHERE outcome ? 'error'").fetchall()
+        stuck = conn.execute("SELECT count(*) FROM card_events WHERE applied_at IS NULL").fetchone()
+    assert failed == []
+    assert stuck == (0,)
+    assert_ledger_consistent(database_url)
+
+
 @pytest.fixture
 def stack(database_url: str) -> Iterator[tuple[ServerProcess, GatewayProcess]]:
     unlimited = {"LEDGER_RATE_LIMIT": "1000000", "LEDGER_RATE_LIMIT_BURST": "1000000"}
@@ -55,12 +65,7 @@ def test_ten_thousand_lifecycles_with_duplicates_and_reordering_end_exactly_as_e
     assert report.mismatches == [], report.mismatches[:10]  # type: ignore[attr-defined]
     assert report.duplicates_sent >= 0.08 * report.events  # type: ignore[attr-defined]
     assert report.reordered >= 0.15  # type: ignore[attr-defined]
-    with psycopg.connect(database_url) as conn:
-        failed = conn.execute("SELECT event_token, outcome FROM card_events WHERE outcome ? 'error'").fetchall()
-        stuck = conn.execute("SELECT count(*) FROM card_events WHERE applied_at IS NULL").fetchone()
-    assert failed == []
-    assert stuck == (0,)
-    assert_ledger_consistent(database_url)
+    assert_every_event_applied(database_url)
 
 
 REPLICA_LIFECYCLES = int(os.environ.get("CARD_REPLICA_SIMULATION_LIFECYCLES", "2000"))
@@ -102,9 +107,4 @@ def test_two_gateway_replicas_share_the_traffic_and_every_event_applies_once(
         ledger_process.terminate()
     RUN_SUMMARY.append("card simulation, 2 gateway replicas: " + report.summary())  # type: ignore[attr-defined]
     assert report.mismatches == [], report.mismatches[:10]  # type: ignore[attr-defined]
-    with psycopg.connect(database_url) as conn:
-        failed = conn.execute("SELECT event_token, outcome FROM card_events WHERE outcome ? 'error'").fetchall()
-        stuck = conn.execute("SELECT count(*) FROM card_events WHERE applied_at IS NULL").fetchone()
-    assert failed == []
-    assert stuck == (0,)
-    assert_ledger_consistent(database_url)
+    assert_every_event_applied(database_url)
