@@ -209,7 +209,8 @@ SELECT (SELECT count(*) FROM state), (SELECT count(*) FROM applied);
 
 -- name: lock_card_spend
 -- Degraded spend limits (Redis down): one decision per card at a time, across gateway replicas.
-SELECT pg_advisory_xact_lock(hashtextextended('card-spend:' || %(card_id)s::text, 0));
+-- The two-int key space (first key 'CARD') never meets the ledger's one-bigint account locks.
+SELECT pg_advisory_xact_lock(1128354372, hashtext(%(card_id)s::text));
 
 -- name: spent_since
 -- What the card spent since each window opened: recorded approvals plus reservations of decisions
