@@ -346,7 +346,10 @@ def _run_command(state: BatchState, cmd: c.Job) -> bytes:
             cmd.asset, cmd.debits_must_not_exceed_credits, cmd.credits_must_not_exceed_debits, cmd.metadata
         )
         return wire.account(account).SerializeToString()
-    return wire.transfer(_run_transfer(state, cmd)).SerializeToString()
+    record = _run_transfer(state, cmd)
+    payload = wire.transfer(record).SerializeToString()
+    state.serialized_transfers[record.id] = payload
+    return payload
 
 
 def _run_transfer(state: BatchState, cmd: c.Job) -> TransferRecord:
@@ -468,10 +471,16 @@ def _write(conn: psycopg.Connection[Any], state: BatchState, loaded_versions: di
         "o_callers": _text_array(o.caller for _, o in e.outcomes),
         "v_event_types": _array_literal(ev.event_type for ev in e.events),
         "v_account_ids": _text_array(",".join(str(a) for a in ev.account_ids) for ev in e.events),
-        "v_payloads": _bytea_array(wire.event(ev, now).SerializeToString() for ev in e.events),
+        "v_payloads": _bytea_array(_event_bytes(ev, now, state.serialized_transfers) for ev in e.events),
     })
     assert set(params) == set(WRITE_EFFECTS_PARAMS), set(params) ^ set(WRITE_EFFECTS_PARAMS)
     psycopg.RawCursor(conn).execute(WRITE_EFFECTS, [params[name] for name in WRITE_EFFECTS_PARAMS])
+
+
+def _event_bytes(ev: Any, now: Any, serialized: dict[uuid.UUID, bytes]) -> bytes:
+    subject = ev.subject
+    reused = serialized.get(subject.id) if isinstance(subject, TransferRecord) else None
+    return wire.event(ev, now, reused).SerializeToString()
 
 
 def _transfer_columns(transfers: list[TransferRecord]) -> dict[str, str]:

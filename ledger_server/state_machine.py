@@ -129,6 +129,8 @@ class BatchState:
         self.new_id = new_id
         self.outcomes = outcomes
         self.effects = Effects()
+        # Wire bytes of transfers already serialized as responses: their outbox events reuse them.
+        self.serialized_transfers: dict[uuid.UUID, bytes] = {}
         self._journal: list[tuple[dict[Any, Any], Any, Any]] | None = None
 
     # -- savepoints -------------------------------------------------------------------------------

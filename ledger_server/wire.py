@@ -75,8 +75,9 @@ def transfer(t: TransferRecord, hold_state: int | None = None) -> ledger_pb2.Tra
     return message
 
 
-def event(e: Event, occurred_at: dt.datetime) -> events_pb2.LedgerEvent:
-    """The outbox payload of an event; its sequence is assigned by the database on insert."""
+def event(e: Event, occurred_at: dt.datetime, transfer_bytes: bytes | None = None) -> events_pb2.LedgerEvent:
+    """The outbox payload of an event; its sequence is assigned by the database on insert.
+    `transfer_bytes`: the subject transfer already serialized (the request's response), reused."""
     message = events_pb2.LedgerEvent(
         type=e.event_type,  # type: ignore[arg-type]
         occurred_at=timestamp(occurred_at),
@@ -86,7 +87,10 @@ def event(e: Event, occurred_at: dt.datetime) -> events_pb2.LedgerEvent:
     if isinstance(subject, AccountState):
         message.account.CopyFrom(account(subject))
     elif isinstance(subject, TransferRecord):
-        message.transfer.CopyFrom(transfer(subject))
+        if transfer_bytes is not None:
+            message.transfer.MergeFromString(transfer_bytes)
+        else:
+            message.transfer.CopyFrom(transfer(subject))
     else:
         code, scale, created_at = subject
         message.asset.CopyFrom(asset(code, scale, created_at))

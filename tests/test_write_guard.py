@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ledger.v1 import ledger_pb2
+from ledger.v1 import events_pb2, ledger_pb2
 from ledger_server import commands as c
 from ledger_server import posting
 from ledger_server.metrics import Metrics
@@ -123,4 +123,10 @@ def test_a_hold_created_and_settled_in_one_batch_is_stored_in_its_final_state(
                                 (a,)).fetchone()
     assert hold == (2, "60", "100", True)
     assert counters == ("0", "60")
+    with psycopg.connect(url) as conn:
+        payloads = [bytes(r[0]) for r in conn.execute(
+            "SELECT payload FROM outbox WHERE event_type IN (4, 5) ORDER BY sequence").fetchall()]
+    events = [events_pb2.LedgerEvent.FromString(p) for p in payloads]
+    # each event carries its transfer exactly as the request's response did (the bytes are reused)
+    assert [e.transfer for e in events] == [ledger_pb2.Transfer.FromString(r.payload) for r in results]
     assert_ledger_consistent(url)
