@@ -7,9 +7,11 @@ compares that hash to the stored one to tell a retry (same payload) from a reuse
 from __future__ import annotations
 
 import abc
+import functools
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,6 +22,22 @@ def canonical_hash(operation: str, fields: dict[str, Any]) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
+def computed_once(compute: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """A command's request hash, computed on first use and kept on the (immutable) command: the
+    handler computes it before queueing, and the writer (replays, reused keys, a batch and each of
+    its items) only reads it."""
+
+    @functools.wraps(compute)
+    def request_hash(self: Any) -> bytes:
+        memo = self.__dict__  # frozen dataclasses still have one; fields never change
+        cached: bytes | None = memo.get("_request_hash")
+        if cached is None:
+            cached = memo["_request_hash"] = compute(self)
+        return cached
+
+    return request_hash
+
+
 @dataclass(frozen=True)
 class CreateAsset:
     request_id: str
@@ -28,6 +46,7 @@ class CreateAsset:
     caller: str = "system"  # who asked: recorded with the outcome (audit), not part of the hash
     operation = "CreateAsset"
 
+    @computed_once
     def request_hash(self) -> bytes:
         return canonical_hash(self.operation, {"code": self.code, "scale": self.scale})
 
@@ -42,6 +61,7 @@ class CreateAccount:
     caller: str = "system"  # who asked: recorded with the outcome (audit), not part of the hash
     operation = "CreateAccount"
 
+    @computed_once
     def request_hash(self) -> bytes:
         return canonical_hash(
             self.operation,
@@ -67,6 +87,7 @@ class CreateTransfer:
     caller: str = "system"  # who asked: recorded with the outcome (audit), not part of the hash
     operation = "CreateTransfer"
 
+    @computed_once
     def request_hash(self) -> bytes:
         return canonical_hash(
             self.operation,
@@ -91,6 +112,7 @@ class PostPending:
     caller: str = "system"  # who asked: recorded with the outcome (audit), not part of the hash
     operation = "PostPendingTransfer"
 
+    @computed_once
     def request_hash(self) -> bytes:
         return canonical_hash(
             self.operation,
@@ -110,6 +132,7 @@ class VoidPending:
     caller: str = "system"  # who asked: recorded with the outcome (audit), not part of the hash
     operation = "VoidPendingTransfer"
 
+    @computed_once
     def request_hash(self) -> bytes:
         return canonical_hash(self.operation, {"pending_id": str(self.pending_id), "metadata": self.metadata})
 
@@ -123,6 +146,7 @@ class ReverseTransfer:
     caller: str = "system"  # who asked: recorded with the outcome (audit), not part of the hash
     operation = "ReverseTransfer"
 
+    @computed_once
     def request_hash(self) -> bytes:
         return canonical_hash(
             self.operation,
@@ -143,6 +167,7 @@ class AdjustPending:
     caller: str = "system"
     operation = "AdjustPendingTransfer"
 
+    @computed_once
     def request_hash(self) -> bytes:
         return canonical_hash(
             self.operation,
@@ -163,6 +188,7 @@ class ExpireHold:
     def request_id(self) -> str:
         return f"expire:{self.pending_id}"
 
+    @computed_once
     def request_hash(self) -> bytes:
         return canonical_hash(self.operation, {"pending_id": str(self.pending_id)})
 
@@ -200,6 +226,7 @@ class TransferBatch:
     caller: str = "system"
     operation = "CreateTransfers"
 
+    @computed_once
     def request_hash(self) -> bytes:
         return canonical_hash(
             self.operation,

@@ -90,7 +90,6 @@ class PostingEngine:
         # Assets never change once created: their scales are cached after a commit that read or
         # created them, so a batch does not load them again.
         self._assets: dict[str, int] = {}
-        self._pending_assets: dict[str, int] = {}
 
     def close(self) -> None:
         if self._conn is not None:
@@ -165,35 +164,22 @@ class PostingEngine:
         keys = self._lock_before_snapshot(conn, jobs) if lock_first else []
         try:
             with conn.transaction():
-                outcomes = self._apply(conn, jobs)
+                outcomes, assets = self._apply(conn, jobs)
         except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as error:
-            self._end_failed_transaction(conn)
             cause = "stale_read" if "stale write" in str(error) else "serialization"
             raise RetryableBatchError(cause) from error
         except pg_errors.UniqueViolation as error:
-            self._end_failed_transaction(conn)
             raise RetryableBatchError("concurrent_duplicate") from error
         except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled) as error:
-            self._end_failed_transaction(conn)
             raise RetryableBatchError("timeout") from error
-        except RetryableBatchError:
-            self._end_failed_transaction(conn)
-            raise
         finally:
             if keys and not conn.closed:
                 conn.execute(Q["unlock_accounts_session"], {"keys": keys})
                 conn.commit()
-        self._assets.update(self._pending_assets)  # committed: safe to remember
+        self._assets.update(assets)  # committed: safe to remember
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         self._metrics.batch_jobs.observe(len(jobs))
         return outcomes
-
-    @staticmethod
-    def _end_failed_transaction(conn: psycopg.Connection[Any]) -> None:
-        """A statement that failed in the pipeline (the write, say) leaves the COMMIT behind it
-        unexecuted and the transaction aborted: roll it back so the next attempt starts clean."""
-        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            conn.rollback()
 
     def _lock_before_snapshot(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> list[int]:
         """Session-level locks on every account of the batch, taken outside any snapshot we will use."""
@@ -212,13 +198,13 @@ class PostingEngine:
 
     # -- one transaction --------------------------------------------------------------------------
 
-    def _apply(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> list[Outcome]:
+    def _apply(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> tuple[list[Outcome], dict[str, int]]:
+        """Every job's outcome, and the asset scales the batch knows (to cache once it commits)."""
         with conn.pipeline():
             state, loaded_versions = self._load(conn, jobs)
         results = [_apply_job(state, job, conn) for job in jobs]
         _write(conn, state, loaded_versions)
-        self._pending_assets.update(state.assets)
-        return results
+        return results, state.assets
 
     def _load(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> tuple[BatchState, dict[uuid.UUID, int]]:
         """Every row the batch needs, its locks and its clock, in one pipeline: one round trip, two
@@ -263,7 +249,6 @@ class PostingEngine:
         loaded_versions = {a.id: a.version for a in accounts.values()}
         assets = {code: self._assets[code] for code in asset_codes if code in self._assets}
         assets.update((code, scale) for code, scale in _fetched(asset_rows))
-        self._pending_assets = dict(assets)
         state = BatchState(
             now=now,
             assets=assets,

@@ -71,6 +71,7 @@ class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
     def _submit(self, job: c.Job, context: grpc.ServicerContext) -> Outcome:
         """Queue a job in the caller's name and wait for its outcome."""
         job = attribute(job, current_principal().id)
+        job.request_hash()  # here, in the handler's thread: the writer only reads it (commands.computed_once)
         remaining = context.time_remaining()
         timeout = self.commit_timeout_s if remaining is None else max(0.0, min(remaining, self.commit_timeout_s))
         outcome = self.committer.submit(job, timeout)
