@@ -8,8 +8,7 @@ rich statuses with a google.rpc.ErrorInfo, latency and outcome per method in the
 from __future__ import annotations
 
 import functools
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -27,35 +26,21 @@ from ledger_server.events.webhooks import deliveries, endpoints, idempotency
 from ledger_server.events.webhooks import requests as r
 from ledger_server.events.webhooks.url_policy import UrlPolicy
 from ledger_server.metrics import Metrics
-
-Handler = Callable[[Any, Any, grpc.ServicerContext], Any]
+from ledger_server.rpc_handler import Handler, metered
 
 
 def _rpc(handler: Handler) -> Handler:
-    """LedgerError -> rich status; latency and outcome per method."""
-    method = handler.__name__
+    """The shared RPC decorator (rich status, metrics), for callers without a tenant only: an
+    endpoint receives every tenant's events, so a tenant-limited caller may not manage them."""
 
     @functools.wraps(handler)
-    def wrapper(self: LedgerEventsService, request: Any, context: grpc.ServicerContext) -> Any:
-        started = time.perf_counter()
-        code = "OK"
-        try:
-            if current_principal().tenant is not None:
-                # An endpoint receives every tenant's events: only callers without a tenant manage them.
-                raise LedgerError(grpc.StatusCode.PERMISSION_DENIED, "TENANT_MISMATCH",
-                                  "webhooks carry every tenant's events: a tenant-limited caller may not manage them")
-            return handler(self, request, context)
-        except LedgerError as error:
-            code = error.code.name
-            context.abort_with_status(error.to_status())
-        except Exception:
-            code = "INTERNAL"
-            raise
-        finally:
-            self.rpc_metrics.rpc_total.labels(method, code).inc()
-            self.rpc_metrics.rpc_seconds.labels(method, code).observe(time.perf_counter() - started)
+    def tenantless(self: LedgerEventsService, request: Any, context: grpc.ServicerContext) -> Any:
+        if current_principal().tenant is not None:
+            raise LedgerError(grpc.StatusCode.PERMISSION_DENIED, "TENANT_MISMATCH",
+                              "webhooks carry every tenant's events: a tenant-limited caller may not manage them")
+        return handler(self, request, context)
 
-    return wrapper
+    return metered("rpc_metrics")(tenantless)
 
 
 class LedgerEventsService(events_service_pb2_grpc.LedgerEventsServicer):
