@@ -1,24 +1,11 @@
-"""Named SQL queries of the chain daemons, in reviewed .sql files beside this module.
-
-Same format as ledger_server/queries: a `-- name: <identifier>` line starts each query, the comment
-lines after it document it.
-"""
+"""Named SQL queries of the chain daemons, in reviewed .sql files beside this module (the format and
+loader of ledger_server/queries)."""
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
-import re
-
-_NAME = re.compile(r"^-- name: ([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+from ledger_server.queries import load_from
 
 
-@functools.cache
 def load(file_stem: str) -> dict[str, str]:
-    text = importlib.resources.files(__package__).joinpath(f"{file_stem}.sql").read_text()
-    parts = _NAME.split(text)
-    found: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        assert name not in found, f"duplicate query name {name} in {file_stem}.sql"
-        found[name] = body.strip()
-    return found
+    """All queries of `<file_stem>.sql` here, by name."""
+    return load_from(__package__, file_stem)

@@ -14,15 +14,21 @@ _NAME = re.compile(r"^-- name: ([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 
 @functools.cache
-def load(file_stem: str) -> dict[str, str]:
-    """All queries of `<file_stem>.sql`, by name."""
-    text = importlib.resources.files(__package__).joinpath(f"{file_stem}.sql").read_text()
+def load_from(package: str, file_stem: str) -> dict[str, str]:
+    """All queries of `<file_stem>.sql` in `package`, by name (the chain daemons and the card
+    gateway keep their own .sql files in the same format)."""
+    text = importlib.resources.files(package).joinpath(f"{file_stem}.sql").read_text()
     parts = _NAME.split(text)
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        assert name not in queries, f"duplicate query name {name} in {file_stem}.sql"
+        assert name not in queries, f"duplicate query name {name} in {package}/{file_stem}.sql"
         queries[name] = body.strip()
     return queries
+
+
+def load(file_stem: str) -> dict[str, str]:
+    """All queries of `<file_stem>.sql` beside this module, by name."""
+    return load_from(__package__, file_stem)
 
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
