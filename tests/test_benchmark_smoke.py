@@ -12,6 +12,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 SERIES = {
@@ -84,3 +86,14 @@ def test_card_latency_mode_reports_percentiles_and_cpu(pg_admin_url: str, tmp_pa
     assert row["results"].get("APPROVED", 0) == 20, row["results"]
     assert set(row["cpu_s"]) == {"gateway", "ledger", "load generator"}
     assert "| offered/s |" in (out / "cards.md").read_text()
+
+
+@pytest.mark.parametrize("command", [
+    ["benchmarks.engine", "--sizes", "1,5", "--reps", "0.02"],
+    ["benchmarks.handler_path", "--calls", "50", "--redis-url", "none"],
+])
+def test_engine_and_handler_measurements_run(pg_admin_url: str, command: list[str]) -> None:
+    run = subprocess.run([sys.executable, "-m", *command, "--database-url", pg_admin_url],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "µs" in run.stdout
