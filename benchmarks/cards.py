@@ -23,8 +23,15 @@ CARDS = 200
 
 
 def _cpu_s(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
+    """The process and its children (the ledger's server processes with --processes N)."""
+    total = 0.0
+    for proc in [process, *process.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def _own_cpu_s() -> float:
@@ -51,9 +58,9 @@ async def _measure(stack: card_bench.Stack, rates: list[float], seconds: float, 
 
 
 def run_cards(admin_url: str, redis_url: str | None, rates: list[float], seconds: float,
-              warmup_s: float) -> dict[str, Any]:
+              warmup_s: float, ledger_processes: int = 1) -> dict[str, Any]:
     assert rates and all(0 < r <= 20_000 for r in rates) and 0 < seconds <= 600
-    stack = card_bench.start_stack(admin_url, redis_url, budget_ms=250)
+    stack = card_bench.start_stack(admin_url, redis_url, budget_ms=250, ledger_processes=ledger_processes)
     try:
         ledger, gateway = stack.processes[0], stack.processes[1]
         processes = {"gateway": psutil.Process(gateway.pid), "ledger": psutil.Process(ledger.pid)}
@@ -61,14 +68,16 @@ def run_cards(admin_url: str, redis_url: str | None, rates: list[float], seconds
     finally:
         stack.stop()
     return {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "redis": bool(redis_url),
-            "cards": CARDS, "seconds_per_rate": seconds, "cpus": psutil.cpu_count(), "rates": rows}
+            "cards": CARDS, "seconds_per_rate": seconds, "cpus": psutil.cpu_count(),
+            "ledger_processes": ledger_processes, "rates": rows}
 
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Card authorization latency",
         "",
-        f"Run {result['started']} on {result['cpus']} cores; gateway, ledger, PostgreSQL"
+        f"Run {result['started']} on {result['cpus']} cores; gateway, ledger "
+        f"({result.get('ledger_processes', 1)} process(es)), PostgreSQL"
         f"{', Redis' if result['redis'] else ''} and the load generator share them. Open loop, "
         f"{result['seconds_per_rate']:g} s per rate, {result['cards']} cards, latency from each request's due "
         "time to its answer. Target: p99 <= 20 ms at 500 authorizations/s.",

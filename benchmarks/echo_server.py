@@ -9,6 +9,9 @@ against the ledger, so the ratio of the two isolates what the ledger does per ca
 With --aio the same empty service runs on grpc.aio (one event loop, no handler threads): the
 data point for deciding whether the ledger's RPC layer should move to asyncio.
 
+With --processes N, N such servers share the port (SO_REUSEPORT), as `ledger-server --processes N`
+does: the baseline for a multi-process ledger is a multi-process echo server.
+
 With --handoff-us N (or ECHO_HANDOFF_US=N), CreateTransfer is handed to one "writer" thread, the
 way the ledger hands requests to its group committer: the writer takes everything queued, waits N
 microseconds without holding the GIL (a database round trip), and answers the batch. The sync
@@ -24,6 +27,7 @@ import asyncio
 import os
 import queue
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -127,11 +131,11 @@ class AsyncEmptyLedger(ledger_pb2_grpc.LedgerServicer):
         return ledger_pb2.Transfer()
 
 
-async def serve_aio(listen: str, writer: HandoffWriter | None) -> int:
+async def serve_aio(listen: str, writer: HandoffWriter | None, reuse_port: bool) -> int:
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
         ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", int(reuse_port)),
     ])
     ledger_pb2_grpc.add_LedgerServicer_to_server(AsyncEmptyLedger(writer), server)
     if server.add_insecure_port(listen) == 0:
@@ -154,11 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aio", action="store_true", help="serve with grpc.aio instead of the thread pool")
     parser.add_argument("--handoff-us", type=int, default=int(os.environ.get("ECHO_HANDOFF_US", "0")),
                         help="hand CreateTransfer to a writer thread that pauses this long per batch (0: off)")
+    parser.add_argument("--processes", type=int, default=1, help="servers sharing the port")
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for the children
     args = parser.parse_args(argv)
-    assert 0 <= args.handoff_us <= 1_000_000
+    assert 0 <= args.handoff_us <= 1_000_000 and 1 <= args.processes <= 32
+    if args.processes > 1:
+        return _serve_processes(args)
     writer = HandoffWriter(args.handoff_us) if args.handoff_us else None
     if args.aio:
-        return asyncio.run(serve_aio(args.listen, writer))
+        return asyncio.run(serve_aio(args.listen, writer, args.reuse_port))
     defaults = ServerConfig(listen=args.listen, database_url="")
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=defaults.worker_threads, thread_name_prefix="rpc"),
@@ -166,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         options=[
             ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
             ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(args.reuse_port)),
         ],
     )
     ledger_pb2_grpc.add_LedgerServicer_to_server(EmptyLedger(writer), server)
@@ -181,6 +189,24 @@ def main(argv: list[str] | None = None) -> int:
     stop.wait()
     server.stop(1).wait()
     return 0
+
+
+def _serve_processes(args: argparse.Namespace) -> int:
+    """N single-process servers on one port; this process only waits and stops them."""
+    argv = [sys.executable, "-m", "benchmarks.echo_server", "--listen", args.listen, "--reuse-port",
+            "--handoff-us", str(args.handoff_us), *(["--aio"] if args.aio else [])]
+    children = [subprocess.Popen(argv) for _ in range(args.processes)]
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if any(child.poll() is not None for child in children):
+            break
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.wait(timeout=10)
+    return 0 if stop.is_set() else 1
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ class PhaseSpec:
     naive_hot: int = 0
     batch_size: int = 1000
     seed: int = 1
+    connections: int = 1  # gRPC connections per load process: a multi-process server needs several
 
     @property
     def window(self) -> tuple[float, float]:
@@ -148,21 +149,30 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _channel(channels: dict[str, grpc.Channel], target: str, index: int) -> grpc.Channel:
+    """The index-th connection to target. Channels with equal arguments share one connection (the
+    global subchannel pool), so each gets its own pool: the kernel spreads connections, not calls,
+    over the processes of a multi-process server."""
+    key = f"{target}#{index}"
+    if key not in channels:
+        options = GRPC_OPTIONS + ([("grpc.use_local_subchannel_pool", 1)] if index else [])
+        channels[key] = auth.channel(target, options)
+    return channels[key]
+
+
 def _run_phase(spec: PhaseSpec, index: int, workers: int, channels: dict[str, grpc.Channel]) -> WorkerReport:
     sink = _Sink(spec)
     threads: list[threading.Thread] = []
     closers: list[Callable[[], None]] = []
-    stub = None
+    stubs: list[Any] = []
     if spec.target_kind == "grpc":
-        if spec.target not in channels:
-            channels[spec.target] = auth.channel(spec.target, GRPC_OPTIONS)
-        stub = ledger_pb2_grpc.LedgerStub(channels[spec.target])
+        stubs = [ledger_pb2_grpc.LedgerStub(_channel(channels, spec.target, i)) for i in range(spec.connections)]
     seed = spec.seed * 1000 + index
     if spec.open_rate > 0:
-        assert stub is not None and spec.accounts is not None
+        assert stubs and spec.accounts is not None
         rate = spec.open_rate / workers
         session = new_session(spec.workload, spec.accounts, random.Random(seed), f"{spec.name}-w{index}", 1)
-        threads.append(threading.Thread(target=_open_loop, args=(stub, session, rate, spec, sink, seed)))
+        threads.append(threading.Thread(target=_open_loop, args=(stubs, session, rate, spec, sink, seed)))
     else:
         for t in range(_share(spec.concurrency, index, workers)):
             rng = random.Random(seed * 1000 + t)
@@ -175,11 +185,11 @@ def _run_phase(spec: PhaseSpec, index: int, workers: int, channels: dict[str, gr
                 run = _naive_runner(client)
                 closers.append(client.close)
             else:
-                assert stub is not None and spec.accounts is not None
+                assert stubs and spec.accounts is not None
                 session = new_session(
                     spec.workload, spec.accounts, rng, f"{spec.name}-w{index}-t{t}", spec.batch_size
                 )
-                run = _grpc_runner(stub, session)
+                run = _grpc_runner(stubs[t % len(stubs)], session)
             loop = threading.Thread(target=_closed_loop, args=(run, spec, sink), daemon=True)
             threads.append(loop)
     for thread in threads:
@@ -260,9 +270,11 @@ def _closed_loop(runner: Runner, spec: PhaseSpec, sink: _Sink) -> None:
 # -- open loop -------------------------------------------------------------------------------------
 
 
-def _open_loop(stub: Any, session: Session, rate: float, spec: PhaseSpec, sink: _Sink, seed: int) -> None:
-    """Poisson arrivals at `rate`; each call is charged from the moment it was due."""
-    assert rate > 0
+def _open_loop(stubs: list[Any], session: Session, rate: float, spec: PhaseSpec, sink: _Sink, seed: int) -> None:
+    """Poisson arrivals at `rate`, spread over the connections in turn; each call is charged from
+    the moment it was due."""
+    assert rate > 0 and stubs
+    turn = 0
     arrivals = random.Random(seed + 7)
     slots = threading.BoundedSemaphore(OPEN_LOOP_OUTSTANDING_MAX)
     _, end = spec.window
@@ -289,6 +301,7 @@ def _open_loop(stub: Any, session: Session, rate: float, spec: PhaseSpec, sink: 
         elif wait < -LATE_SEND_S and due >= sink.begin:
             late += 1
         slots.acquire()
+        stub, turn = stubs[turn], (turn + 1) % len(stubs)
         future = getattr(stub, call.method).future(call.request, timeout=CALL_TIMEOUT_S)
         future.add_done_callback(lambda f, call=call, due=due: answered(f, call, due))
     for _ in range(OPEN_LOOP_OUTSTANDING_MAX):  # wait for the stragglers

@@ -49,6 +49,11 @@ def markdown(result: dict[str, Any], plots: bool = True) -> str:
            f"fsync={pg['fsync']}, synchronous_commit={pg['synchronous_commit']}, "
            f"commit {meta.get('git_commit') or '?'}; wall time {meta['wall_s']:.0f} s.\n",
            f"Reproduce: `{meta['command']}`\n"]
+    settings = meta.get("settings") or {}
+    processes = settings.get("server_processes", 1)
+    out.append(f"Servers: the ledger and the echo servers each run as {processes} process"
+               f"{'es sharing one port' if processes > 1 else ''}; each load process opens "
+               f"{settings.get('connections', 1)} connection(s) per server.\n")
     checks = result.get("checks") or {}
     if checks:
         c = checks

@@ -38,7 +38,7 @@ from benchmarks.databases import PostgresServer
 from benchmarks.load import GRPC_OPTIONS, LoadPool, PhaseSpec, WorkerReport
 from benchmarks.profiling import NativeRecorder, Recorder, py_spy
 from benchmarks.results import latency_curve_ms, phase_figures, server_metrics_delta, summarize
-from benchmarks.services import Service, echo_server, free_port, ledger_server, scrape
+from benchmarks.services import Service, echo_server, free_port_block, ledger_server, scrape
 from benchmarks.workloads import WORKLOADS, Accounts, Batch
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
@@ -84,6 +84,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--hot-accounts", type=int, default=10)
     p.add_argument("--merchants", type=int, default=100)
     p.add_argument("--load-processes", type=int, default=2)
+    p.add_argument("--server-processes", type=int, default=1,
+                   help="ledger server processes sharing its port (ledger-server --processes)")
+    p.add_argument("--connections", type=int, default=0,
+                   help="gRPC connections per load process, for every gRPC target alike (default: 1, "
+                        "or 8 with several server processes, so the kernel spreads them)")
     p.add_argument("--open-rate", type=float, default=0.0,
                    help="open-loop offered calls/s (default: half the uniform peak of this run)")
     p.add_argument("--open-seconds", type=float, default=10.0)
@@ -111,6 +116,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.pgbench_clients, args.profile_seconds = 2, 0
         args.soak_seconds = min(args.soak_seconds, 2.0)
     args.workloads = [w for w in args.workloads.split(",") if w]
+    if args.connections <= 0:
+        args.connections = 1 if args.server_processes == 1 else 8
     for workload in args.workloads:
         if workload not in WORKLOADS:
             p.error(f"unknown workload {workload}")
@@ -163,17 +170,18 @@ class Bench:
         self.meter = CpuMeter(self.pg_procs, {self.ledger_db, self.naive_db, self.pgbench_db})
         self.pool = LoadPool(args.load_processes)  # spawning overlaps the servers' start
         self.cleanups.append(self.pool.close)
-        self.metrics_port = free_port()
+        self.metrics_port = free_port_block(args.server_processes)
         self.redis_url = _redis_url(args.redis_url)
         ledger = ledger_server(self.ledger_url, self.metrics_port, self.tmp / "ledger-server.log",
-                               redis_url=self.redis_url)
+                               redis_url=self.redis_url, processes=args.server_processes)
         self.ledger = ledger.launch()
         self.cleanups.append(self.ledger.stop)
         if not args.soak:
-            self.echo = echo_server(self.tmp / "echo-server.log").launch()
+            self.echo = echo_server(self.tmp / "echo-server.log", processes=args.server_processes).launch()
             self.cleanups.append(self.echo.stop)
             if not args.no_echo_aio:
-                self.echo_aio = echo_server(self.tmp / "echo-aio-server.log", aio=True).launch()
+                self.echo_aio = echo_server(self.tmp / "echo-aio-server.log", aio=True,
+                                            processes=args.server_processes).launch()
                 self.cleanups.append(self.echo_aio.stop)
                 self.echo_aio.wait_ready()
             self.echo.wait_ready()
@@ -186,11 +194,11 @@ class Bench:
         self.pool.start(spec)
         time.sleep(max(0.0, begin - time.monotonic()))
         self.meter.start(service.pid if service else None)
-        metrics_port = service.metrics_port if service is not None else None
-        metrics_before = scrape(metrics_port) if metrics_port is not None else None
+        metrics_ports = service.metrics_ports if service is not None else []
+        metrics_before = scrape(metrics_ports) if metrics_ports else None
         time.sleep(max(0.0, end - time.monotonic()))
         cpu = self.meter.stop()
-        metrics_after = scrape(metrics_port) if metrics_port is not None else None
+        metrics_after = scrape(metrics_ports) if metrics_ports else None
         report_: WorkerReport = self.pool.collect(spec)
         figures = phase_figures(report_, spec.duration_s)
         if mode == "open":
@@ -220,7 +228,7 @@ class Bench:
             concurrency=concurrency, start_at=time.monotonic() + self.start_delay_s, warmup_s=args.warmup,
             duration_s=duration or args.duration, open_rate=open_rate, accounts=self.accounts,
             naive_accounts=args.accounts, naive_hot=args.hot_accounts if workload == "hot" else 0,
-            batch_size=args.batch_size, seed=len(self.phases) + 1,
+            batch_size=args.batch_size, seed=len(self.phases) + 1, connections=args.connections,
         )
 
     # -- setup of the data ------------------------------------------------------------------------
@@ -334,9 +342,9 @@ class Bench:
         latency (the WAL flush) is not what limits the ledger."""
         candidates = [p for p in self.phases if p["series"] == "uniform" and p["mode"] == "closed"]
         level = max(candidates, key=lambda p: p["transfers_per_s"])["concurrency"] if candidates else 16
-        port = free_port()
+        port = free_port_block(self.args.server_processes)
         extra = ledger_server(self.ledger_url, port, self.tmp / "ledger-nosync.log", durable=False,
-                              redis_url=self.redis_url).start()
+                              redis_url=self.redis_url, processes=self.args.server_processes).start()
         try:
             spec = self.spec(f"nosync-c{level}", "grpc", extra.target, "uniform", level)
             return self.measure(f"EXTRA, NOT DURABLE: uniform c={level}, synchronous_commit=off",
@@ -354,8 +362,9 @@ class Bench:
         seconds = self.args.profile_seconds
         spec = self.spec(f"profile-{workload}", "grpc", self.ledger.target, workload, level,
                          duration=seconds + 1)
-        recorder = Recorder(self.ledger.pid, seconds, self.out / f"profile-{workload}.txt")
-        native = NativeRecorder(self.ledger.pid, seconds, self.tmp / f"perf-{workload}.data")
+        pid = self.ledger.serving_pid()
+        recorder = Recorder(pid, seconds, self.out / f"profile-{workload}.txt")
+        native = NativeRecorder(pid, seconds, self.tmp / f"perf-{workload}.data")
         self.pool.start(spec)
         time.sleep(max(0.0, spec.window[0] - time.monotonic()))
         recorder.start()
@@ -364,7 +373,7 @@ class Bench:
         profile = recorder.finish()
         native.finish(profile)
         self.profiles[workload] = profile.as_dict() | {
-            "concurrency": level,
+            "concurrency": level, "server_processes": self.args.server_processes,
             "transfers_per_s_while_profiled": round(report_.transfers / spec.duration_s, 1),
             "raw_path": str(pathlib.Path(profile.raw_path).relative_to(self.out)),
         }
@@ -511,7 +520,7 @@ def run_card_latency(args: argparse.Namespace) -> int:
     if args.smoke:
         rates = [20.0]
     admin_url = args.database_url or "postgresql://postgres@127.0.0.1:5432/postgres"
-    result = cards.run_cards(admin_url, _redis_url(args.redis_url), rates, seconds, warmup)
+    result = cards.run_cards(admin_url, _redis_url(args.redis_url), rates, seconds, warmup, args.server_processes)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cards.json").write_text(json.dumps(result, indent=1) + "\n")
     text = cards.markdown(result)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import grpc
@@ -32,6 +33,29 @@ def free_port() -> int:
         return port
 
 
+def free_port_block(count: int, avoid: Collection[int] = ()) -> int:
+    """The first of `count` consecutive free ports, none in `avoid` (the metrics ports of a
+    multi-process server are consecutive; free ports picked one by one often are too)."""
+    for _ in range(100):
+        base = free_port()
+        block = range(base, base + count)
+        if any(port in avoid for port in block) or block.stop > 65535:
+            continue
+        sockets: list[socket.socket] = []
+        try:
+            for port in block:
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
 @dataclass
 class Service:
     """A child process serving gRPC on `target`."""
@@ -42,7 +66,8 @@ class Service:
     log_path: pathlib.Path | None = None
     target: str = ""
     process: subprocess.Popen[bytes] | None = None
-    metrics_port: int | None = None  # the ledger's Prometheus endpoint
+    metrics_port: int | None = None  # the ledger's Prometheus endpoint (the first process's)
+    processes: int = 1  # server processes; process i serves metrics on metrics_port + i
 
     def start(self) -> Service:
         return self.launch().wait_ready()
@@ -50,6 +75,8 @@ class Service:
     def launch(self) -> Service:
         """Start the process; wait_ready() blocks until it serves (several can start at once)."""
         port = free_port()
+        while self.metrics_port is not None and port in range(self.metrics_port, self.metrics_port + self.processes):
+            port = free_port()
         self.target = f"127.0.0.1:{port}"
         env = {**os.environ, **self.env, "LEDGER_LISTEN": self.target}
         argv = [a.replace("{listen}", self.target) for a in self.argv]
@@ -75,10 +102,28 @@ class Service:
         assert self.process is not None
         return self.process.pid
 
-    def rss_bytes(self) -> int:
+    def serving_pid(self) -> int:
+        """A process that serves calls: the process itself, or with several the first child (they
+        are alike: profiling one shows where each spends its time)."""
+        if self.processes == 1:
+            return self.pid
         import psutil
 
-        return int(psutil.Process(self.pid).memory_info().rss)
+        children = sorted((p for p in psutil.Process(self.pid).children()  # not multiprocessing's tracker
+                           if "resource_tracker" not in " ".join(p.cmdline())), key=lambda p: p.create_time())
+        assert children, f"{self.name}: no server processes"
+        return int(children[0].pid)
+
+    @property
+    def metrics_ports(self) -> list[int]:
+        return [] if self.metrics_port is None else [self.metrics_port + i for i in range(self.processes)]
+
+    def rss_bytes(self) -> int:
+        """The process and its children (the server processes of `ledger-server --processes N`)."""
+        import psutil
+
+        root = psutil.Process(self.pid)
+        return sum(int(p.memory_info().rss) for p in [root, *root.children(recursive=True)])
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -93,7 +138,7 @@ class Service:
 
 def ledger_server(
     database_url: str, metrics_port: int, log_path: pathlib.Path | None, durable: bool = True,
-    redis_url: str | None = None,
+    redis_url: str | None = None, processes: int = 1,
 ) -> Service:
     """The ledger as operators run it. durable=False sets synchronous_commit=off on every
     connection it opens (libpq's PGOPTIONS): only for the labelled, non-durable extra."""
@@ -108,23 +153,28 @@ def ledger_server(
     }
     if redis_url:  # rate limits in Redis, as operators run it (the limit is lifted, the calls are not)
         env["LEDGER_REDIS_URL"] = redis_url
+    if processes > 1:
+        env["LEDGER_PROCESSES"] = str(processes)
     if not durable:
         env["PGOPTIONS"] = (os.environ.get("PGOPTIONS", "") + " -c synchronous_commit=off").strip()
     name = "ledger" if durable else "ledger (synchronous_commit=off)"
     argv = [sys.executable, "-m", "ledger_server.main"]
-    return Service(name, argv, env, log_path, metrics_port=metrics_port)
+    return Service(name, argv, env, log_path, metrics_port=metrics_port, processes=processes)
 
 
-def echo_server(log_path: pathlib.Path | None, aio: bool = False) -> Service:
-    argv = [sys.executable, "-m", "benchmarks.echo_server", "--listen", "{listen}"]
+def echo_server(log_path: pathlib.Path | None, aio: bool = False, processes: int = 1) -> Service:
+    argv = [sys.executable, "-m", "benchmarks.echo_server", "--listen", "{listen}", "--processes", str(processes)]
     argv += ["--aio"] if aio else []
-    return Service("echo-aio" if aio else "echo", argv, {}, log_path)
+    return Service("echo-aio" if aio else "echo", argv, {}, log_path, processes=processes)
 
 
-def scrape(metrics_port: int) -> dict[str, float]:
-    """The ledger's counters that explain throughput: batches, jobs per batch, retries, splits."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
+def scrape(metrics_ports: list[int]) -> dict[str, float]:
+    """The ledger's counters that explain throughput: batches, jobs per batch, retries, splits;
+    summed over the server's processes."""
+    text = ""
+    for port in metrics_ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text += response.read().decode()
     wanted = {
         "ledger_batch_jobs_sum": "batch_jobs_sum", "ledger_batch_jobs_count": "batches",
         "ledger_batch_seconds_sum": "batch_seconds_sum", "ledger_batch_splits_total": "splits",

@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from ledger_server import replicas
 from ledger_server.access.callers import provision_admin_key
 from ledger_server.events.component import EventsConfig
 from ledger_server.events.webhooks import config as webhooks_config
@@ -50,6 +51,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--worker-threads", type=int, default=int(env("LEDGER_WORKER_THREADS", "64")),
                         help="gRPC handler threads (env LEDGER_WORKER_THREADS; each open WatchEvents stream "
                              "holds one)")
+    parser.add_argument("--processes", type=int, default=int(env("LEDGER_PROCESSES", "1")),
+                        help="server processes sharing the port, each a replica with its own writer "
+                             "(env LEDGER_PROCESSES; metrics on consecutive ports from --metrics-listen)")
     parser.add_argument("--log-level", default=env("LEDGER_LOG_LEVEL", "INFO"))
     in_process = env("LEDGER_WEBHOOKS_IN_PROCESS")
     parser.add_argument("--webhooks-in-process", action=argparse.BooleanOptionalAction,
@@ -92,16 +96,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     applied = migrate(database_url)
     log.info("schema up to date (%d migrations applied now)", len(applied))
     provision_keys(database_url, embedded is not None, pathlib.Path(args.state_dir))
-    server = LedgerServer(
-        ServerConfig(
-            listen=args.listen, database_url=database_url, metrics_listen=args.metrics_listen,
-            worker_threads=args.worker_threads,
-            redis_url=args.redis_url, tls_cert=args.tls_cert, tls_key=args.tls_key,
-            tls_client_ca=args.tls_client_ca, rate_limit_per_s=args.rate_limit,
-            rate_limit_burst=args.rate_limit_burst, rate_limit_fail_open=not args.rate_limit_fail_closed,
-            events=EventsConfig(webhooks=webhooks_config.from_env() if dispatch_here else None),
-        )
-    ).start()
+    config = ServerConfig(
+        listen=args.listen, database_url=database_url, metrics_listen=args.metrics_listen,
+        worker_threads=args.worker_threads,
+        redis_url=args.redis_url, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca, rate_limit_per_s=args.rate_limit,
+        rate_limit_burst=args.rate_limit_burst, rate_limit_fail_open=not args.rate_limit_fail_closed,
+        events=EventsConfig(webhooks=webhooks_config.from_env() if dispatch_here else None),
+    )
+    if args.processes > 1:
+        try:
+            return replicas.serve(config, args.processes, args.grace_seconds, args.log_level)
+        finally:
+            if embedded is not None:
+                embedded.stop()
+    server = LedgerServer(config).start()
     print(f"ledger listening on {server.target}", flush=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

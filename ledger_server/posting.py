@@ -2,15 +2,20 @@
 
 One transaction per batch (a single request is a batch of one):
   1. read stored outcomes of the batch's request ids and the transfers it refers to (immutable);
-  2. take advisory locks on every account touched, in ascending key order (no deadlocks);
+  2. take advisory locks on every account touched, in ascending key order (no deadlocks), waiting
+     for another writer (a replica) that holds one;
   3. read those accounts, the holds and reversal totals, and the assets, set-based;
   4. apply the jobs in arrival order in memory (state_machine.BatchState);
   5. write transfers, entries, holds, one update per account, the request outcomes and the outbox
-     events with set-based statements in a pipeline; COMMIT.
-The transaction is SERIALIZABLE. Serialization failures, deadlocks, concurrent duplicate request
-ids and lost connections are retried with jittered backoff (safe: outcomes are keyed by request
-id, so a commit whose acknowledgement was lost replays); a batch that keeps failing is split so
-one bad job cannot starve its neighbours.
+     events in one statement, in a SERIALIZABLE transaction; COMMIT, then release the locks.
+Steps 1-3 are READ COMMITTED statements in one pipeline, outside the write transaction: the locks,
+held from before the first read until after the commit, are what makes those reads current, and
+the write statement's guard (ledger_write_guard) proves it, failing the batch if any account or
+hold changed since it was read. Reading inside the SERIALIZABLE transaction added nothing to that
+but predicate locks, which made two replicas abort each other's batches (benchmarks/README.md).
+Serialization failures, concurrent duplicate request ids and lost connections are retried with
+jittered backoff (safe: outcomes are keyed by request id, so a commit whose acknowledgement was
+lost replays); a batch that keeps failing is split so one bad job cannot starve its neighbours.
 """
 
 from __future__ import annotations
@@ -106,12 +111,11 @@ class PostingEngine:
         attempt = connection_failures = 0
         while attempt < attempts:
             try:
-                return self._run_once(jobs, lock_first=attempt > 0)
+                return self._run_once(jobs)
             except RetryableBatchError as error:
                 self._metrics.batch_retries.labels(cause=str(error)).inc()
                 attempt += 1
-                if str(error) != "lock_busy":  # a busy lock is waited for by the retry itself
-                    _sleep_backoff(attempt)
+                _sleep_backoff(attempt)
             except psycopg.OperationalError as error:
                 # Connection lost (or the server shutting down). The server may have committed before
                 # the connection died: the retry finds the stored outcomes and replays them.
@@ -142,29 +146,30 @@ class PostingEngine:
         return [Outcome.of_error(exhausted)]
 
     def _connection(self) -> psycopg.Connection[Any]:
+        """Autocommit: the reads run as single READ COMMITTED statements, and the write transaction
+        is opened and closed by the batch itself (begin_batch, commit_batch)."""
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._conninfo, autocommit=False, connect_timeout=5)
-            self._conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
-            with self._conn.transaction():
-                self._conn.execute("SET statement_timeout = '10s'")
-                self._conn.execute("SET lock_timeout = '5s'")
+            self._conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+            self._conn.execute("SET statement_timeout = '10s'")
+            self._conn.execute("SET lock_timeout = '5s'")
+            # Every statement of the writer looks rows up by key. On a small or not yet analyzed
+            # table the planner prefers a sequential scan, which under SERIALIZABLE takes a
+            # predicate lock on the whole table, and two replicas' batches then abort each other.
+            self._conn.execute("SET enable_seqscan = off")
         return self._conn
 
-    def _run_once(self, jobs: Sequence[c.Job], lock_first: bool = False) -> list[Outcome]:
-        """One attempt. A retry (`lock_first`) takes session-level advisory locks on the batch's
-        accounts BEFORE it begins, so its snapshot is taken after every competing writer on those
-        accounts has committed: without this, a writer that waited for another replica's lock would
-        read a snapshot from before that commit, fail, and could starve under sustained contention.
-
-        Round trips: BEGIN, the loads (one pipeline), the write (one statement), COMMIT. Sending
-        BEGIN and COMMIT inside pipelines too was measured: fewer round trips, but psycopg's
-        pipeline bookkeeping cost more Python CPU than it saved (benchmarks/README.md)."""
+    def _run_once(self, jobs: Sequence[c.Job]) -> list[Outcome]:
+        """One attempt. Round trips: the reads, locks and BEGIN (one pipeline; two when the batch
+        refers to earlier transfers), the write (one statement), COMMIT with the unlock (one)."""
         conn = self._connection()
         started = time.perf_counter()
-        keys = self._lock_before_snapshot(conn, jobs) if lock_first else []
         try:
-            with conn.transaction():
+            try:
                 outcomes, assets = self._apply(conn, jobs)
+                conn.execute(Q["commit_batch"])
+            except BaseException:
+                _abandon(conn)
+                raise
         except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as error:
             cause = "stale_read" if "stale write" in str(error) else "serialization"
             raise RetryableBatchError(cause) from error
@@ -172,41 +177,23 @@ class PostingEngine:
             raise RetryableBatchError("concurrent_duplicate") from error
         except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled) as error:
             raise RetryableBatchError("timeout") from error
-        finally:
-            if keys and not conn.closed:
-                conn.execute(Q["unlock_accounts_session"], {"keys": keys})
-                conn.commit()
         self._assets.update(assets)  # committed: safe to remember
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         self._metrics.batch_jobs.observe(len(jobs))
         return outcomes
 
-    def _lock_before_snapshot(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> list[int]:
-        """Session-level locks on every account of the batch, taken outside any snapshot we will use."""
-        commands = list(_commands(jobs))
-        account_ids = {a for cmd in commands for a in _accounts_of(cmd)}
-        referenced = sorted({r for cmd in commands for r in _references(cmd)})
-        if referenced:  # transfers are immutable: their accounts can be read in any snapshot
-            for debit, credit in conn.execute(Q["referenced_accounts"], {"transfer_ids": referenced}).fetchall():
-                account_ids.update((debit, credit))
-        keys = sorted({account_lock_key(a) for a in account_ids})
-        started = time.perf_counter()
-        conn.execute(Q["lock_accounts_session"], {"keys": keys})
-        conn.commit()  # end the implicit read transaction; the session locks stay held
-        self._metrics.lock_wait_seconds.observe(time.perf_counter() - started)
-        return keys
-
     # -- one transaction --------------------------------------------------------------------------
 
     def _apply(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> tuple[list[Outcome], dict[str, int]]:
         """Every job's outcome, and the asset scales the batch knows (to cache once it commits)."""
-        with conn.pipeline():
-            state, loaded_versions = self._load(conn, jobs)
+        with conn.pipeline() as pipeline:
+            state, loaded_versions = self._load(conn, pipeline, jobs)
         results = [_apply_job(state, job, conn) for job in jobs]
         _write(conn, state, loaded_versions)
         return results, state.assets
 
-    def _load(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> tuple[BatchState, dict[uuid.UUID, int]]:
+    def _load(self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline,
+              jobs: Sequence[c.Job]) -> tuple[BatchState, dict[uuid.UUID, int]]:
         """Every row the batch needs, its locks and its clock, in one pipeline: one round trip, two
         when the batch refers to earlier transfers (their accounts must be known to lock them)."""
         commands = list(_commands(jobs))
@@ -228,9 +215,9 @@ class PostingEngine:
         unknown_assets = sorted(code for code in asset_codes if code not in self._assets)
         hold_ids = [t.id for t in transfers.values() if t.kind == 2]
         reversible = [t.id for t in transfers.values() if t.kind in (1, 3)]
-        # The snapshot was taken by the first statement; reading the accounts in the same round trip
-        # as the lock reads exactly what reading them after it would. If a lock is busy the rows
-        # are dropped and the retry locks before its snapshot.
+        # READ COMMITTED statements run in order, each with its own snapshot: the reads start after
+        # every lock is held, so they see the last commit of any writer that held one before. The
+        # sync ends their implicit transaction, so the write transaction can choose its isolation.
         lock_started = time.perf_counter()
         lock_row = conn.execute(Q["lock_accounts"], {"keys": _array_literal(keys)})
         account_rows = conn.execute(Q["load_accounts"], {"account_ids": _array_literal(sorted(account_ids))}) \
@@ -240,10 +227,10 @@ class PostingEngine:
             if reversible else None
         asset_rows = conn.execute(Q["load_assets"], {"codes": _text_array(unknown_assets)}) \
             if unknown_assets else None
-        all_taken, now = lock_row.fetchone()  # type: ignore[misc]
+        pipeline.sync()
+        conn.execute(Q["begin_batch"])
+        (now,) = lock_row.fetchone()  # type: ignore[misc]
         self._metrics.lock_wait_seconds.observe(time.perf_counter() - lock_started)
-        if all_taken is False:
-            raise RetryableBatchError("lock_busy")  # another writer holds an account: retry locking first
         stored = {row[0]: _stored_outcome(row) for row in outcome_rows.fetchall()}
         accounts = {row[0]: rows.account_state(row) for row in _fetched(account_rows)}
         loaded_versions = {a.id: a.version for a in accounts.values()}
@@ -559,6 +546,17 @@ def _bytea_array(values: Iterable[bytes]) -> str:
 
 def _time_array(values: Iterable[Any]) -> str:
     return _text_array(None if v is None else v.isoformat() for v in values)
+
+
+def _abandon(conn: psycopg.Connection[Any]) -> None:
+    """After a failed attempt: roll back and release this session's locks. If even that fails the
+    connection is closed, which ends the transaction and releases the locks on the server."""
+    if conn.closed:
+        return
+    try:
+        conn.execute(Q["abandon_batch"])
+    except psycopg.Error:
+        conn.close()
 
 
 def _fetched(cursor: psycopg.Cursor[Any] | None) -> list[Any]:

@@ -51,6 +51,7 @@ class ServerConfig:
     rate_limit_per_s: float = 2000.0
     rate_limit_burst: float = 4000.0
     rate_limit_fail_open: bool = True
+    reuse_port: bool = False  # several processes share the port (replicas.py); else a taken port fails
     events: EventsConfig = field(default_factory=EventsConfig)  # WatchEvents, webhooks
 
 
@@ -80,7 +81,7 @@ class LedgerServer:
                 ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
                 ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
                 ("grpc.max_metadata_size", 16 * 1024),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", int(config.reuse_port)),
             ],
         )
         service = LedgerService(

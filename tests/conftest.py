@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -59,9 +59,10 @@ class _Details(grpc.ClientCallDetails):  # type: ignore[misc]
         self.compression = getattr(details, "compression", None)
 
 
-def open_channel(target: str, key: str | None = ADMIN_KEY) -> grpc.Channel:
+def open_channel(target: str, key: str | None = ADMIN_KEY,
+                 options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
     """An insecure channel to a test server that authenticates with `key` (None: anonymous)."""
-    channel = grpc.insecure_channel(target)
+    channel = grpc.insecure_channel(target, options=list(options))
     if key is None:
         return channel
     return grpc.intercept_channel(channel, _BearerToken(key))

@@ -1,20 +1,26 @@
-"""Two server replicas on one database, hammering the same hot accounts: advisory locks and
-SERIALIZABLE keep the books exact; contention costs retries, never money."""
+"""Server replicas on one database: two in this process hammering the same hot accounts (advisory
+locks and SERIALIZABLE keep the books exact; contention costs retries, never money), and the
+processes of `ledger-server --processes 2` sharing one port."""
 
 from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 
 import grpc
+import psutil
 import pytest
 
+from benchmarks.services import free_port_block
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
+from ledger_client import ChannelSettings, LedgerClient
 from ledger_server.access.callers import provision_admin_key
 from ledger_server.server import LedgerServer, ServerConfig
-from tests.conftest import ADMIN_KEY, RUN_SUMMARY, open_channel
+from tests.conftest import ADMIN_KEY, RUN_SUMMARY, ServerProcess, free_port, open_channel
 from tests.invariants import assert_ledger_consistent, transfers_by_request_id
 from tests.ledger_api import new_account, new_asset, rid
 
@@ -83,3 +89,70 @@ def test_two_replicas_on_hot_accounts(replicas: list[LedgerServer], database_url
     RUN_SUMMARY.append(f"replicas=2 hot_accounts=4 acknowledged={len(acknowledged)} client_retries={retries[0]} "
                        f"server_batch_retries={batch_retries} {causes}")
     assert len(acknowledged) > 500
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+        return str(response.read().decode())
+
+
+def _batches(metrics_text: str) -> float:
+    return sum(float(line.split()[-1]) for line in metrics_text.splitlines()
+               if line.startswith("ledger_batch_jobs_count"))
+
+
+def test_processes_share_one_port_and_one_dying_stops_the_unit(
+    server_process: Callable[..., ServerProcess], database_url: str
+) -> None:
+    """`ledger-server --processes 2`: two replicas behind one port, each with its metrics on its own
+    port; transfers over many connections reach both, and every acknowledged one is stored once.
+    When one process is killed (-9) the parent stops the other and exits non-zero, so the
+    orchestrator restarts the unit rather than it running short."""
+    port = free_port()
+    metrics_port = free_port_block(2, avoid={port})
+    server = server_process(port=port, extra_env={"LEDGER_PROCESSES": "2",
+                                       "LEDGER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}).start()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            for port in (metrics_port, metrics_port + 1):
+                _scrape(port)
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the second server process did not start"
+            time.sleep(0.2)
+    stub = ledger_pb2_grpc.LedgerStub(open_channel(server.target))
+    asset = new_asset(stub)
+    wallet = new_account(stub, asset).id
+    world = new_account(stub, asset).id
+    acknowledged: dict[str, str] = {}
+    lock = threading.Lock()
+    # the SDK spreads its calls over its connections in turn; the kernel spreads connections
+    client = LedgerClient(settings=ChannelSettings(target=server.target, token=ADMIN_KEY, connections=16))
+
+    def pay() -> None:
+        for _ in range(10):
+            transfer = client.create_transfer(debit_account_id=world, credit_account_id=wallet, amount=1,
+                                              asset=asset)
+            with lock:
+                acknowledged[transfer.request_id] = transfer.id
+
+    threads = [threading.Thread(target=pay) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    client.close()
+    assert len(acknowledged) == 160
+    assert all(_batches(_scrape(port)) > 0 for port in (metrics_port, metrics_port + 1)), "a process got no work"
+    assert server.process is not None
+    # the server processes (multiprocessing also starts a resource tracker beside them)
+    children = [p for p in psutil.Process(server.process.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+    assert len(children) == 2
+    children[0].kill()
+    assert server.process.wait(timeout=30) == 1
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, "a server process outlived the unit"
+    found = transfers_by_request_id(database_url)
+    assert all(found.get(r) == [t] for r, t in acknowledged.items())
+    assert_ledger_consistent(database_url)

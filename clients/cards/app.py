@@ -51,6 +51,7 @@ class GatewayConfig:
     authorizer: AuthorizerConfig = field(default_factory=AuthorizerConfig)
     workers: int = 16
     signature_tolerance_s: int = 300
+    ledger_connections: int = 1  # to the ledger, used in turn: at least its --processes
 
     def __post_init__(self) -> None:
         assert self.webhook_secrets, "at least one webhook secret"
@@ -88,7 +89,8 @@ class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.store = CardStore(config.database_url, config.workers)
-        settings = ChannelSettings(target=config.ledger_target, token=config.ledger_api_key)
+        settings = ChannelSettings(target=config.ledger_target, token=config.ledger_api_key,
+                                   connections=config.ledger_connections)
         self._settings = settings
         self.ledger: AsyncLedgerClient | None = None
         self.verifier = SignatureVerifier(config.webhook_secrets, config.signature_tolerance_s)

@@ -72,7 +72,7 @@ def _with_database(admin_url: str, name: str) -> str:
     return psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
 
 
-def start_stack(admin_url: str, redis_url: str | None, budget_ms: int) -> Stack:
+def start_stack(admin_url: str, redis_url: str | None, budget_ms: int, ledger_processes: int = 1) -> Stack:
     from ledger_server.migrate import migrate
 
     database = f"card_bench_{uuid.uuid4().hex[:10]}"
@@ -89,6 +89,8 @@ def start_stack(admin_url: str, redis_url: str | None, budget_ms: int) -> Stack:
            "LEDGER_TARGET": f"127.0.0.1:{ledger_port}", "LEDGER_API_KEY": ledger_key,
            "CARD_WEBHOOK_SECRETS": secret, "CARD_GATEWAY_ADMIN_KEY": admin_key}
     env.pop("LEDGER_REDIS_URL", None)
+    env["LEDGER_PROCESSES"] = str(ledger_processes)
+    env["LEDGER_CONNECTIONS"] = str(1 if ledger_processes == 1 else 4 * ledger_processes)
     if redis_url:
         env["LEDGER_REDIS_URL"] = redis_url
     stack = Stack([], database, admin_url, f"127.0.0.1:{ledger_port}", gateway_port, secret, admin_key, ledger_key)
@@ -220,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--daily-limit", type=int, default=None, help="give every card a daily limit (Redis path)")
     parser.add_argument("--budget-ms", type=int, default=250)
+    parser.add_argument("--ledger-processes", type=int, default=1, help="ledger-server --processes")
     args = parser.parse_args(argv)
     assert 0 < args.rate <= 20_000 and 0 < args.seconds <= 600 and 1 <= args.connections <= CONNECTIONS_MAX
     try:
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it
         pass
-    stack = start_stack(args.database_url, args.redis_url, args.budget_ms)
+    stack = start_stack(args.database_url, args.redis_url, args.budget_ms, args.ledger_processes)
     try:
         report = asyncio.run(_run(args, stack))
     finally:

@@ -28,6 +28,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="the ledger's PostgreSQL (card tables of migration 0006); env LEDGER_DATABASE_URL")
     parser.add_argument("--ledger-target", default=env("LEDGER_TARGET", "127.0.0.1:50051"),
                         help="the ledger's gRPC address (env LEDGER_TARGET)")
+    parser.add_argument("--ledger-connections", type=int, default=int(env("LEDGER_CONNECTIONS", "1")),
+                        help="gRPC connections to the ledger, used in turn (env LEDGER_CONNECTIONS): at least "
+                             "the ledger's --processes")
     parser.add_argument("--ledger-api-key", default=env("LEDGER_API_KEY"),
                         help="API key for the ledger, scopes accounts:read/write, transfers:write, "
                              "transfers:reverse (env LEDGER_API_KEY)")
@@ -120,7 +123,7 @@ def serve(args: argparse.Namespace) -> int:
         webhook_secrets=tuple(args.webhook_secret), admin_key=args.admin_key, redis_url=args.redis_url,
         authorizer=AuthorizerConfig(budget_ms=args.auth_budget_ms, timeout_decision=args.timeout_decision,
                                     lifecycle=lifecycle),
-        workers=args.workers,
+        workers=args.workers, ledger_connections=args.ledger_connections,
     )
     host, _, port = args.listen.rpartition(":")
     server = uvicorn.Server(uvicorn.Config(

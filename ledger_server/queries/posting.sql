@@ -1,8 +1,11 @@
 -- Named queries of the posting engine (ledger_server/posting.py). Each batch of requests runs them
--- once, set-based, inside one SERIALIZABLE transaction.
+-- once, set-based: the locks and reads as READ COMMITTED statements in one pipeline, then the write
+-- in one SERIALIZABLE transaction.
 
 -- name: load_outcomes
--- Stored outcomes of the batch's request ids: replays and reused-key detection.
+-- Stored outcomes of the batch's request ids: replays and reused-key detection. Read before the
+-- locks: an outcome never changes once stored, and a miss that another writer fills before this
+-- batch commits ends in a unique violation on insert, whose retry finds and replays it.
 SELECT request_id, operation, request_hash, grpc_code, outcome
 FROM request_outcomes
 WHERE request_id = ANY(%(request_ids)s::text[]);
@@ -15,25 +18,28 @@ FROM transfers
 WHERE id = ANY(%(transfer_ids)s::uuid[]);
 
 -- name: lock_accounts
--- Transaction-level advisory locks on every account the batch touches, in ascending key order
--- (the caller sorts and dedupes the keys). They are TRIED, never waited for: this transaction's
--- snapshot already exists, so waiting for another writer would leave it reading data from before
--- that writer's commit. When one is busy the batch stops at once and its retry locks first
--- (lock_accounts_session), then begins. Returns whether all were taken, and the clock read after:
--- the batch's timestamp.
-SELECT bool_and(taken) AS all_taken, clock_timestamp() AS now
-FROM (SELECT pg_try_advisory_xact_lock(key) AS taken FROM unnest(%(keys)s::bigint[]) AS key) AS locked;
+-- Session-level advisory locks on every account the batch touches, in ascending key order (the
+-- caller sorts and dedupes the keys, so two writers never deadlock), WAITED for. Taken before any
+-- read of the batch and held until after its COMMIT (commit_batch), so the reads that follow (each
+-- its own READ COMMITTED statement, see posting.py) see every commit of whoever held a lock before,
+-- and nothing can change those accounts until this batch has committed. Returns the clock read
+-- once all are held: the batch's timestamp.
+SELECT clock_timestamp() AS now
+FROM (SELECT count(pg_advisory_lock(key)) FROM unnest(%(keys)s::bigint[]) AS key) AS locked;
 
--- name: referenced_accounts
-SELECT debit_account_id, credit_account_id FROM transfers WHERE id = ANY(%(transfer_ids)s::uuid[]);
+-- name: begin_batch
+-- The batch's write transaction. Sent at the end of the reads' pipeline; its snapshot is taken by
+-- its first statement (the write), after the locks and reads.
+BEGIN ISOLATION LEVEL SERIALIZABLE;
 
--- name: lock_accounts_session
--- Retries only: session-level locks taken before the transaction begins (same key order), so the
--- retry's snapshot is taken after competing writers committed. Released by unlock_accounts_session.
-SELECT count(pg_advisory_lock(key)) FROM unnest(%(keys)s::bigint[]) AS key;
+-- name: commit_batch
+-- Two statements in one round trip (simple query protocol): the locks go only once the commit is
+-- durable. If the COMMIT fails the unlock is skipped and abandon_batch releases them.
+COMMIT; SELECT pg_advisory_unlock_all();
 
--- name: unlock_accounts_session
-SELECT count(pg_advisory_unlock(key)) FROM unnest(%(keys)s::bigint[]) AS key;
+-- name: abandon_batch
+-- After any failure: end the transaction if one is open, and release every lock of this session.
+ROLLBACK; SELECT pg_advisory_unlock_all();
 
 -- name: load_assets
 SELECT code, scale FROM assets WHERE code = ANY(%(codes)s::text[]);

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -67,8 +68,10 @@ class AsyncLedgerClient:
             settings = ChannelSettings(target=target, token=token, tls=tls)
         self._core = CallCore(settings, retry or RetryPolicy(), timeout, on_retry, asset_scales)
         self._owns_channel = channel is None
-        self._channel = settings.open_aio() if channel is None else channel
-        self._stub = _make_stub(self._channel)
+        self._channels = [settings.open_aio(i) for i in range(settings.connections)] if channel is None else [channel]
+        self._channel = self._channels[0]
+        self._stubs = [_make_stub(c) for c in self._channels]
+        self._turn = itertools.cycle(range(len(self._stubs)))
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> AsyncLedgerClient:
@@ -77,7 +80,8 @@ class AsyncLedgerClient:
 
     async def close(self) -> None:
         if self._owns_channel:
-            await self._channel.close()
+            for channel in self._channels:
+                await channel.close()
 
     async def __aenter__(self) -> AsyncLedgerClient:
         return self
@@ -91,7 +95,7 @@ class AsyncLedgerClient:
         self, method: str, request: pb_message.Message, response_type: type[M], deadline: float
     ) -> M:
         """Send `request` until it succeeds, fails for good, or attempts / deadline run out."""
-        multicallable = getattr(self._stub, method)
+        multicallable = getattr(self._stubs[next(self._turn)], method)  # the connections in turn
         request_id = request_id_of(request)
         self._core.check_size(request)
         attempt = 0

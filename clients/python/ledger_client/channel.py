@@ -75,6 +75,10 @@ class ChannelSettings:
     wait_for_ready: bool = True
     service_config: Mapping[str, Any] | None = None  # None: default_service_config(wait_for_ready)
     extra_options: Sequence[tuple[str, Any]] = ()  # any further grpc.* channel arguments
+    # Connections the client spreads its calls over, in turn. A server started with
+    # `ledger-server --processes N` shares one port between N processes and the kernel assigns
+    # each connection to one of them: open at least N (a few more evens the spread).
+    connections: int = 1
 
     def __post_init__(self) -> None:
         if not self.target:
@@ -84,6 +88,8 @@ class ChannelSettings:
         assert self.keepalive_time_ms >= 1_000 and self.keepalive_timeout_ms >= 1_000
         assert 10 <= self.reconnect_backoff_initial_ms <= self.reconnect_backoff_max_ms <= 120_000
         assert 0 < self.max_send_message_bytes <= 1 << 30 and 0 < self.max_receive_message_bytes <= 1 << 30
+        if not 1 <= self.connections <= 64:
+            raise ValueError("connections must be 1..64")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ChannelSettings:
@@ -100,12 +106,15 @@ class ChannelSettings:
             "target": env.get("LEDGER_TARGET") or DEFAULT_TARGET,
             "token": env.get("LEDGER_API_KEY") or None,
             "tls": tls,
+            "connections": int(env.get("LEDGER_CONNECTIONS") or 1),
         }
         values.update(overrides)
         return cls(**values)
 
-    def options(self) -> list[tuple[str, Any]]:
-        options: list[tuple[str, Any]] = [
+    def options(self, index: int = 0) -> list[tuple[str, Any]]:
+        """Channel arguments; channels after the first get a subchannel pool of their own, since
+        channels with equal arguments would otherwise share one connection."""
+        options: list[tuple[str, Any]] = [*([("grpc.use_local_subchannel_pool", 1)] if index else []),
             ("grpc.keepalive_time_ms", self.keepalive_time_ms),
             ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
             ("grpc.keepalive_permit_without_calls", 0),  # idle channels stay quiet
@@ -131,15 +140,16 @@ class ChannelSettings:
     def call_metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.token}"),) if self.token else ()
 
-    def open(self) -> grpc.Channel:
+    def open(self, index: int = 0) -> grpc.Channel:
+        """The index-th connection (0 .. connections - 1)."""
         if self.tls is None:
-            return grpc.insecure_channel(self.target, options=self.options())
-        return grpc.secure_channel(self.target, self.tls.credentials(), options=self.options())
+            return grpc.insecure_channel(self.target, options=self.options(index))
+        return grpc.secure_channel(self.target, self.tls.credentials(), options=self.options(index))
 
-    def open_aio(self) -> grpc.aio.Channel:
+    def open_aio(self, index: int = 0) -> grpc.aio.Channel:
         if self.tls is None:
-            return grpc.aio.insecure_channel(self.target, options=self.options())
-        return grpc.aio.secure_channel(self.target, self.tls.credentials(), options=self.options())
+            return grpc.aio.insecure_channel(self.target, options=self.options(index))
+        return grpc.aio.secure_channel(self.target, self.tls.credentials(), options=self.options(index))
 
 
 def tls_from_values(
