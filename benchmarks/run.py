@@ -84,8 +84,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--hot-accounts", type=int, default=10)
     p.add_argument("--merchants", type=int, default=100)
     p.add_argument("--load-processes", type=int, default=2)
-    p.add_argument("--server-processes", type=int, default=1,
-                   help="ledger server processes sharing its port (ledger-server --processes)")
+    p.add_argument("--server-processes", type=int, default=0,
+                   help="ledger server processes sharing its port (ledger-server --processes); the echo "
+                        "servers run as many (default: one per core, as an operator would run it)")
     p.add_argument("--connections", type=int, default=0,
                    help="gRPC connections per load process, for every gRPC target alike (default: 1, "
                         "or 8 with several server processes, so the kernel spreads them)")
@@ -116,6 +117,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.pgbench_clients, args.profile_seconds = 2, 0
         args.soak_seconds = min(args.soak_seconds, 2.0)
     args.workloads = [w for w in args.workloads.split(",") if w]
+    if args.server_processes <= 0:
+        args.server_processes = os.cpu_count() or 1
     if args.connections <= 0:
         args.connections = 1 if args.server_processes == 1 else 8
     for workload in args.workloads:
