@@ -159,8 +159,10 @@ class PostingEngine:
         return self._conn
 
     def _run_once(self, jobs: Sequence[c.Job]) -> list[Outcome]:
-        """One attempt. Round trips: the reads, locks and BEGIN (one pipeline; two when the batch
-        refers to earlier transfers), the write (one statement), COMMIT with the unlock (one)."""
+        """One attempt. Round trips: the reads and locks (one pipeline; one more when the batch
+        refers to earlier transfers), BEGIN (the same pipeline, after a sync), the write (one
+        statement), COMMIT with the unlock (one). BEGIN sent with the write instead saves a round
+        trip but costs more Python CPU in psycopg's pipeline (measured, benchmarks/README.md)."""
         conn = self._connection()
         started = time.perf_counter()
         try:
