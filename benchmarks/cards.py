@@ -23,7 +23,7 @@ CARDS = 200
 
 
 def _cpu_s(process: psutil.Process) -> float:
-    """The process and its children (the ledger's server processes with --processes N)."""
+    """The process and its children (the server processes of --processes N)."""
     total = 0.0
     for proc in [process, *process.children(recursive=True)]:
         try:
@@ -58,9 +58,10 @@ async def _measure(stack: card_bench.Stack, rates: list[float], seconds: float, 
 
 
 def run_cards(admin_url: str, redis_url: str | None, rates: list[float], seconds: float,
-              warmup_s: float, ledger_processes: int = 1) -> dict[str, Any]:
+              warmup_s: float, ledger_processes: int = 1, gateway_processes: int = 1) -> dict[str, Any]:
     assert rates and all(0 < r <= 20_000 for r in rates) and 0 < seconds <= 600
-    stack = card_bench.start_stack(admin_url, redis_url, budget_ms=250, ledger_processes=ledger_processes)
+    stack = card_bench.start_stack(admin_url, redis_url, budget_ms=250, ledger_processes=ledger_processes,
+                                   gateway_processes=gateway_processes)
     try:
         ledger, gateway = stack.processes[0], stack.processes[1]
         processes = {"gateway": psutil.Process(gateway.pid), "ledger": psutil.Process(ledger.pid)}
@@ -69,15 +70,15 @@ def run_cards(admin_url: str, redis_url: str | None, rates: list[float], seconds
         stack.stop()
     return {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "redis": bool(redis_url),
             "cards": CARDS, "seconds_per_rate": seconds, "cpus": psutil.cpu_count(),
-            "ledger_processes": ledger_processes, "rates": rows}
+            "ledger_processes": ledger_processes, "gateway_processes": gateway_processes, "rates": rows}
 
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Card authorization latency",
         "",
-        f"Run {result['started']} on {result['cpus']} cores; gateway, ledger "
-        f"({result.get('ledger_processes', 1)} process(es)), PostgreSQL"
+        f"Run {result['started']} on {result['cpus']} cores; gateway ({result.get('gateway_processes', 1)} "
+        f"process(es)), ledger ({result.get('ledger_processes', 1)} process(es)), PostgreSQL"
         f"{', Redis' if result['redis'] else ''} and the load generator share them. Open loop, "
         f"{result['seconds_per_rate']:g} s per rate, {result['cards']} cards, latency from each request's due "
         "time to its answer. Target: p99 <= 20 ms at 500 authorizations/s.",

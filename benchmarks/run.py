@@ -69,6 +69,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="only the card authorization latency runs (gateway + ledger, open loop per rate)")
     p.add_argument("--card-rates", default="100,200,300,400,500", help="authorizations per second, per run")
     p.add_argument("--card-seconds", type=float, default=10.0)
+    p.add_argument("--gateway-processes", type=int, default=0,
+                   help="--cards: card gateway processes (ledger-card-gateway serve --processes; default: one "
+                        "per core)")
     p.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT, help="where results go")
     p.add_argument("--duration", type=float, default=6.0, help="measured seconds per phase")
     p.add_argument("--warmup", type=float, default=1.0, help="discarded seconds before each phase")
@@ -119,6 +122,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.workloads = [w for w in args.workloads.split(",") if w]
     if args.server_processes <= 0:
         args.server_processes = os.cpu_count() or 1
+    if args.gateway_processes <= 0:
+        args.gateway_processes = os.cpu_count() or 1
     if args.connections <= 0:
         args.connections = 1 if args.server_processes == 1 else 8
     for workload in args.workloads:
@@ -523,7 +528,8 @@ def run_card_latency(args: argparse.Namespace) -> int:
     if args.smoke:
         rates = [20.0]
     admin_url = args.database_url or "postgresql://postgres@127.0.0.1:5432/postgres"
-    result = cards.run_cards(admin_url, _redis_url(args.redis_url), rates, seconds, warmup, args.server_processes)
+    result = cards.run_cards(admin_url, _redis_url(args.redis_url), rates, seconds, warmup, args.server_processes,
+                             args.gateway_processes)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cards.json").write_text(json.dumps(result, indent=1) + "\n")
     text = cards.markdown(result)

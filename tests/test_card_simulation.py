@@ -8,6 +8,7 @@ import asyncio
 import os
 from collections.abc import Callable, Iterator
 
+import psutil
 import psycopg
 import pytest
 
@@ -107,4 +108,48 @@ def test_two_gateway_replicas_share_the_traffic_and_every_event_applies_once(
         ledger_process.terminate()
     RUN_SUMMARY.append("card simulation, 2 gateway replicas: " + report.summary())  # type: ignore[attr-defined]
     assert report.mismatches == [], report.mismatches[:10]  # type: ignore[attr-defined]
+    assert_every_event_applied(database_url)
+
+
+def test_gateway_and_ledger_as_two_processes_each_and_a_dying_gateway_process_stops_its_unit(
+    new_database: Callable[[], str]
+) -> None:
+    """`ledger-card-gateway serve --processes 2` in front of `ledger-server --processes 2` (the
+    gateway spreading its ledger calls over 8 connections): a simulation ends exactly as expected.
+    Then one gateway process is killed (-9): the gateway's parent stops the other and exits 1."""
+    database_url = new_database()
+    ledger_env = {"LEDGER_RATE_LIMIT": "1000000", "LEDGER_RATE_LIMIT_BURST": "1000000", "LEDGER_PROCESSES": "2"}
+    ledger_process = ServerProcess(database_url, extra_env=ledger_env).start()
+    redis_server = RedisProcess().start()
+    gateway = GatewayProcess(database_url, ledger_process.target, redis_server.url,
+                             extra_args=["--workers", "12", "--auth-budget-ms", "3000", "--processes", "2",
+                                         "--ledger-connections", "8"]).start()
+    try:
+        with LedgerClient(ledger_process.target, token=ADMIN_KEY) as ledger:
+            ledger.create_asset(code="USD", scale=2, request_id="simulation-asset-USD")
+
+        async def run() -> object:
+            async with AsyncLedgerClient(ledger_process.target, token=ADMIN_KEY, timeout=60) as client:
+                simulator = Simulator(gateway.url, gateway.secret, GATEWAY_ADMIN_KEY, client, concurrency=32)
+                try:
+                    return await simulator.run(500, cards=50, duplicate_rate=0.10, reorder_rate=0.20, seed=5)
+                finally:
+                    await simulator.close()
+
+        report = asyncio.run(run())
+        assert report.mismatches == [], report.mismatches[:10]  # type: ignore[attr-defined]
+        assert gateway.process is not None
+        children = [p for p in psutil.Process(gateway.process.pid).children()
+                    if "spawn_main" in " ".join(p.cmdline())]
+        assert len(children) == 2
+        children[0].kill()
+        assert gateway.process.wait(timeout=30) == 1
+        _, alive = psutil.wait_procs(children, timeout=20)
+        assert not alive, "a gateway process outlived its unit"
+    finally:
+        gateway.stop()
+        redis_server.kill()
+        ledger_process.terminate()
+    RUN_SUMMARY.append("card simulation, gateway and ledger as 2 processes each: "
+                       + report.summary())  # type: ignore[attr-defined]
     assert_every_event_applied(database_url)

@@ -72,7 +72,8 @@ def _with_database(admin_url: str, name: str) -> str:
     return psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
 
 
-def start_stack(admin_url: str, redis_url: str | None, budget_ms: int, ledger_processes: int = 1) -> Stack:
+def start_stack(admin_url: str, redis_url: str | None, budget_ms: int, ledger_processes: int = 1,
+                gateway_processes: int = 1) -> Stack:
     from ledger_server.migrate import migrate
 
     database = f"card_bench_{uuid.uuid4().hex[:10]}"
@@ -100,7 +101,8 @@ def start_stack(admin_url: str, redis_url: str | None, budget_ms: int, ledger_pr
         _wait_grpc(stack.ledger_target)
         stack.processes.append(subprocess.Popen(
             [sys.executable, "-m", "ledger_cards.main", "serve", "--listen", f"127.0.0.1:{gateway_port}",
-             "--auth-budget-ms", str(budget_ms)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+             "--auth-budget-ms", str(budget_ms), "--processes", str(gateway_processes)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         _wait_http(f"http://127.0.0.1:{gateway_port}/healthz")
     except Exception:
         stack.stop()
@@ -223,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--daily-limit", type=int, default=None, help="give every card a daily limit (Redis path)")
     parser.add_argument("--budget-ms", type=int, default=250)
     parser.add_argument("--ledger-processes", type=int, default=1, help="ledger-server --processes")
+    parser.add_argument("--gateway-processes", type=int, default=1, help="ledger-card-gateway serve --processes")
     args = parser.parse_args(argv)
     assert 0 < args.rate <= 20_000 and 0 < args.seconds <= 600 and 1 <= args.connections <= CONNECTIONS_MAX
     try:
@@ -231,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it
         pass
-    stack = start_stack(args.database_url, args.redis_url, args.budget_ms, args.ledger_processes)
+    stack = start_stack(args.database_url, args.redis_url, args.budget_ms, args.ledger_processes,
+                        args.gateway_processes)
     try:
         report = asyncio.run(_run(args, stack))
     finally:

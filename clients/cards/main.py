@@ -13,11 +13,19 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
 
 from ledger_cards.authorizer import APPROVED, DECLINED, AuthorizerConfig
 from ledger_cards.lifecycle import LifecycleConfig
 from ledger_cards.signatures import new_secret
+
+if TYPE_CHECKING:
+    from ledger_cards.app import GatewayConfig
+    from ledger_server.process_supervisor import ChildContext
 
 log = logging.getLogger("ledger_cards")
 
@@ -62,6 +70,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                        help="captures above the authorization up to this many basis points are normal")
     serve.add_argument("--workers", type=int, default=int(env("CARD_GATEWAY_WORKERS", "16")),
                        help="concurrent webhook appliers (one transaction token each)")
+    serve.add_argument("--processes", type=int, default=int(env("CARD_GATEWAY_PROCESSES", "1")),
+                       help="gateway processes sharing the listening socket (env CARD_GATEWAY_PROCESSES): "
+                            "replicas, whose state lives in PostgreSQL and Redis")
     serve.add_argument("--log-level", default=env("CARD_GATEWAY_LOG_LEVEL", "WARNING"))
     reconcile = commands.add_parser("reconcile", help="compare a processor settlement file with the ledger")
     _common(reconcile)
@@ -126,12 +137,44 @@ def serve(args: argparse.Namespace) -> int:
         workers=args.workers, ledger_connections=args.ledger_connections,
     )
     host, _, port = args.listen.rpartition(":")
+    if args.processes > 1:
+        from ledger_server.process_supervisor import supervise
+
+        # Bound once here; every process accepts on the same socket (the kernel hands each
+        # connection to one of them).
+        listening = socket.create_server((host or "127.0.0.1", int(port)), backlog=2048)
+        return supervise("card-gateway", _serve_on_socket, [(config, listening, args.log_level)] * args.processes,
+                         GRACE_S, args.log_level.upper())
     server = uvicorn.Server(uvicorn.Config(
-        build_app(Gateway(config)), host=host or "127.0.0.1", port=int(port), loop="uvloop", http="httptools",
-        log_level=args.log_level.lower(), access_log=False, timeout_graceful_shutdown=10,
+        build_app(Gateway(config)), host=host or "127.0.0.1", port=int(port), **_uvicorn_options(args.log_level),
     ))
     server.run()
     return 0
+
+
+GRACE_S = 10
+
+
+def _uvicorn_options(log_level: str) -> dict[str, Any]:
+    return {"loop": "uvloop", "http": "httptools", "log_level": log_level.lower(), "access_log": False,
+            "timeout_graceful_shutdown": GRACE_S}
+
+
+def _serve_on_socket(context: ChildContext, config: GatewayConfig, listening: socket.socket, log_level: str) -> None:
+    """One of `serve --processes N`: uvicorn on the shared socket; it handles SIGTERM itself (drain)."""
+    import uvicorn
+
+    from ledger_cards.app import Gateway, build_app
+
+    server = uvicorn.Server(uvicorn.Config(build_app(Gateway(config)), **_uvicorn_options(log_level)))
+
+    def report_serving() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        context.serving()
+
+    threading.Thread(target=report_serving, name="report-serving", daemon=True).start()
+    server.run(sockets=[listening])
 
 
 if __name__ == "__main__":
