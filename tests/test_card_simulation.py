@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import psutil
 import psycopg
 import pytest
 
-from ledger_cards.simulator import Simulator
+from ledger_cards.simulator import RunReport, Simulator
 from ledger_client import AsyncLedgerClient, LedgerClient
 from tests.card_gateway import GATEWAY_ADMIN_KEY, GatewayProcess
 from tests.conftest import ADMIN_KEY, RUN_SUMMARY, ServerProcess
@@ -30,6 +30,22 @@ def assert_every_event_applied(database_url: str) -> None:
     assert failed == []
     assert stuck == (0,)
     assert_ledger_consistent(database_url)
+
+
+def simulate(ledger_target: str, gateway: GatewayProcess, lifecycles: int, cards: int, concurrency: int,
+             seed: int = 7, replica_urls: Sequence[str] = ()) -> RunReport:
+    """The processor simulator against `gateway` (and replicas): 10% duplicates, 20% reordering."""
+    async def run() -> RunReport:
+        async with AsyncLedgerClient(ledger_target, token=ADMIN_KEY, timeout=60) as client:
+            simulator = Simulator(gateway.url, gateway.secret, GATEWAY_ADMIN_KEY, client, concurrency=concurrency,
+                                  replica_urls=replica_urls)
+            try:
+                return await simulator.run(lifecycles, cards=cards, seed=seed, duplicate_rate=0.10,
+                                           reorder_rate=0.20)
+            finally:
+                await simulator.close()
+
+    return asyncio.run(run())
 
 
 @pytest.fixture
@@ -52,20 +68,12 @@ def test_ten_thousand_lifecycles_with_duplicates_and_reordering_end_exactly_as_e
     with LedgerClient(ledger_process.target, token=ADMIN_KEY) as ledger:
         ledger.create_asset(code="USD", scale=2, request_id="simulation-asset-USD")
 
-    async def run() -> object:
-        async with AsyncLedgerClient(ledger_process.target, token=ADMIN_KEY, timeout=60) as client:
-            simulator = Simulator(gateway.url, gateway.secret, GATEWAY_ADMIN_KEY, client, concurrency=48)
-            try:
-                return await simulator.run(LIFECYCLES, cards=max(10, min(1_000, LIFECYCLES // 10)),
-                                           duplicate_rate=0.10, reorder_rate=0.20)
-            finally:
-                await simulator.close()
-
-    report = asyncio.run(run())
-    RUN_SUMMARY.append("card simulation: " + report.summary())  # type: ignore[attr-defined]
-    assert report.mismatches == [], report.mismatches[:10]  # type: ignore[attr-defined]
-    assert report.duplicates_sent >= 0.08 * report.events  # type: ignore[attr-defined]
-    assert report.reordered >= 0.15  # type: ignore[attr-defined]
+    report = simulate(ledger_process.target, gateway, LIFECYCLES, cards=max(10, min(1_000, LIFECYCLES // 10)),
+                      concurrency=48)
+    RUN_SUMMARY.append("card simulation: " + report.summary())
+    assert report.mismatches == [], report.mismatches[:10]
+    assert report.duplicates_sent >= 0.08 * report.events
+    assert report.reordered >= 0.15
     assert_every_event_applied(database_url)
 
 
@@ -90,24 +98,15 @@ def test_two_gateway_replicas_share_the_traffic_and_every_event_applies_once(
         with LedgerClient(ledger_process.target, token=ADMIN_KEY) as ledger:
             ledger.create_asset(code="USD", scale=2, request_id="simulation-asset-USD")
 
-        async def run() -> object:
-            async with AsyncLedgerClient(ledger_process.target, token=ADMIN_KEY, timeout=60) as client:
-                simulator = Simulator(first.url, first.secret, GATEWAY_ADMIN_KEY, client, concurrency=32,
-                                      replica_urls=[second.url])
-                try:
-                    return await simulator.run(REPLICA_LIFECYCLES, cards=max(10, REPLICA_LIFECYCLES // 10),
-                                               duplicate_rate=0.10, reorder_rate=0.20, seed=11)
-                finally:
-                    await simulator.close()
-
-        report = asyncio.run(run())
+        report = simulate(ledger_process.target, first, REPLICA_LIFECYCLES, cards=max(10, REPLICA_LIFECYCLES // 10),
+                          concurrency=32, seed=11, replica_urls=[second.url])
     finally:
         second.stop()
         first.stop()
         redis_server.kill()
         ledger_process.terminate()
-    RUN_SUMMARY.append("card simulation, 2 gateway replicas: " + report.summary())  # type: ignore[attr-defined]
-    assert report.mismatches == [], report.mismatches[:10]  # type: ignore[attr-defined]
+    RUN_SUMMARY.append("card simulation, 2 gateway replicas: " + report.summary())
+    assert report.mismatches == [], report.mismatches[:10]
     assert_every_event_applied(database_url)
 
 
@@ -128,16 +127,8 @@ def test_gateway_and_ledger_as_two_processes_each_and_a_dying_gateway_process_st
         with LedgerClient(ledger_process.target, token=ADMIN_KEY) as ledger:
             ledger.create_asset(code="USD", scale=2, request_id="simulation-asset-USD")
 
-        async def run() -> object:
-            async with AsyncLedgerClient(ledger_process.target, token=ADMIN_KEY, timeout=60) as client:
-                simulator = Simulator(gateway.url, gateway.secret, GATEWAY_ADMIN_KEY, client, concurrency=32)
-                try:
-                    return await simulator.run(500, cards=50, duplicate_rate=0.10, reorder_rate=0.20, seed=5)
-                finally:
-                    await simulator.close()
-
-        report = asyncio.run(run())
-        assert report.mismatches == [], report.mismatches[:10]  # type: ignore[attr-defined]
+        report = simulate(ledger_process.target, gateway, 500, cards=50, concurrency=32, seed=5)
+        assert report.mismatches == [], report.mismatches[:10]
         assert gateway.process is not None
         children = [p for p in psutil.Process(gateway.process.pid).children()
                     if "spawn_main" in " ".join(p.cmdline())]
@@ -151,5 +142,5 @@ def test_gateway_and_ledger_as_two_processes_each_and_a_dying_gateway_process_st
         redis_server.kill()
         ledger_process.terminate()
     RUN_SUMMARY.append("card simulation, gateway and ledger as 2 processes each: "
-                       + report.summary())  # type: ignore[attr-defined]
+                       + report.summary())
     assert_every_event_applied(database_url)
