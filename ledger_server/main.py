@@ -54,6 +54,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=int(env("LEDGER_PROCESSES", "1")),
                         help="server processes sharing the port, each a replica with its own writer "
                              "(env LEDGER_PROCESSES; metrics on consecutive ports from --metrics-listen)")
+    parser.add_argument("--gil-switch-interval-ms", type=float,
+                        default=float(env("LEDGER_GIL_SWITCH_INTERVAL_MS", "0.5")),
+                        help="sys.setswitchinterval of each server process (CPython's default is 5 ms; "
+                             "shorter lets the writer back in sooner after each database round trip)")
     parser.add_argument("--log-level", default=env("LEDGER_LOG_LEVEL", "INFO"))
     in_process = env("LEDGER_WEBHOOKS_IN_PROCESS")
     parser.add_argument("--webhooks-in-process", action=argparse.BooleanOptionalAction,
@@ -103,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tls_client_ca=args.tls_client_ca, rate_limit_per_s=args.rate_limit,
         rate_limit_burst=args.rate_limit_burst, rate_limit_fail_open=not args.rate_limit_fail_closed,
         events=EventsConfig(webhooks=webhooks_config.from_env() if dispatch_here else None),
+        gil_switch_interval_s=args.gil_switch_interval_ms / 1000,
     )
     if args.processes > 1:
         try:
