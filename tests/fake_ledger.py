@@ -57,6 +57,7 @@ class Attempt:
     metadata: dict[str, str]
     time_remaining_s: float | None
     at: float  # time.monotonic() when the attempt arrived
+    peer: str = ""  # the client's address: which connection the attempt came on
 
 
 def status_of(fail: Fail) -> grpc.Status:
@@ -116,7 +117,7 @@ class FakeLedger(ledger_pb2_grpc.LedgerServicer):
         with self._lock:
             self.attempts.append(Attempt(
                 method, request, {k: v for k, v in context.invocation_metadata() if isinstance(v, str)},
-                context.time_remaining(), time.monotonic(),
+                context.time_remaining(), time.monotonic(), context.peer(),
             ))
             outcome = self.script.popleft() if self.script else None
         if isinstance(outcome, Fail):

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from ledger_client import ChannelSettings, LedgerClient, RetryPolicy, TlsSettings, errors
-from tests.fake_ledger import FakeServer
+from tests.fake_ledger import Fail, FakeServer, Stall
 
 ACCOUNT = "01900000-0000-7000-8000-00000000000a"
 ONE_TRY = RetryPolicy(max_attempts=1)
@@ -178,3 +178,29 @@ def test_settings_from_the_environment() -> None:
     plain = ChannelSettings.from_env({})
     assert (plain.target, plain.token, plain.tls) == ("127.0.0.1:50051", None, None)
     assert ChannelSettings.from_env({"LEDGER_TLS": "1"}).tls == TlsSettings()
+
+
+def test_calls_go_over_the_configured_connections_in_turn() -> None:
+    """`connections=k` (for a server whose processes share one port): k distinct TCP connections,
+    used in turn, one call after another; a retry stays on its first attempt's connection."""
+    with pytest.raises(ValueError):
+        ChannelSettings(connections=0)
+    with pytest.raises(ValueError):
+        ChannelSettings(connections=65)
+    assert ChannelSettings.from_env({"LEDGER_CONNECTIONS": "4"}).connections == 4
+    assert ChannelSettings.from_env({}).connections == 1
+    settings = ChannelSettings(connections=3)
+    assert ("grpc.use_local_subchannel_pool", 1) not in settings.options(0)
+    assert ("grpc.use_local_subchannel_pool", 1) in settings.options(1)
+    account_a, account_b = "01900000-0000-7000-8000-00000000000a", "01900000-0000-7000-8000-00000000000b"
+    with FakeServer() as server:
+        server.ledger.then(*([Stall(0.0)] * 6), Fail(grpc.StatusCode.UNAVAILABLE))  # the 7th call fails once
+        with LedgerClient(settings=ChannelSettings(target=server.target, connections=3),
+                          retry=RetryPolicy(initial_backoff_s=0.01)) as client:
+            for _ in range(7):
+                client.create_transfer(debit_account_id=account_a, credit_account_id=account_b, amount=1,
+                                       asset="USD")
+        peers = [a.peer for a in server.ledger.attempts]
+    assert len(peers) == 8 and len(set(peers[:3])) == 3, peers
+    assert peers[3:6] == peers[:3], "the connections are used in turn"
+    assert peers[6] == peers[7] == peers[0], "a retry stays on its connection"
