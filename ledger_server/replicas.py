@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ledger_server.process_supervisor import ChildContext, supervise
+from ledger_server.process_supervisor import PROCESSES_MAX, ChildContext, supervise
 from ledger_server.server import LedgerServer, ServerConfig
 
 
@@ -38,8 +38,8 @@ def _serve_one(context: ChildContext, config: ServerConfig, grace_s: float) -> N
 
 def serve(config: ServerConfig, processes: int, grace_s: float, log_level: str) -> int:
     """Run `processes` server processes until SIGTERM/SIGINT (exit 0) or until one dies (exit 1)."""
-    if processes < 2:
-        raise SystemExit("--processes N runs N >= 2 server processes")
+    if not 2 <= processes <= PROCESSES_MAX:
+        raise SystemExit(f"--processes N runs 2 to {PROCESSES_MAX} server processes")
     if config.listen.rsplit(":", 1)[-1] == "0":
         raise SystemExit("--processes > 1 needs a fixed port: the processes share it")
 

@@ -138,7 +138,11 @@ def serve(args: argparse.Namespace) -> int:
     )
     host, _, port = args.listen.rpartition(":")
     if args.processes > 1:
-        from ledger_server.process_supervisor import supervise
+        from ledger_server.process_supervisor import PROCESSES_MAX, supervise
+
+        if args.processes > PROCESSES_MAX:
+            print(f"--processes: at most {PROCESSES_MAX}", file=sys.stderr)
+            return 2
 
         # Bound once here; every process accepts on the same socket (the kernel hands each
         # connection to one of them).
