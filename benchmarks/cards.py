@@ -17,21 +17,14 @@ from typing import Any
 
 import psutil
 
+from benchmarks.cpu import tree_cpu_s
 from ledger_cards import bench as card_bench
 
 CARDS = 200
 
 
 def _cpu_s(process: psutil.Process) -> float:
-    """The process and its children (the server processes of --processes N)."""
-    total = 0.0
-    for proc in [process, *process.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
+    return tree_cpu_s(process) or 0.0
 
 
 def _own_cpu_s() -> float:

@@ -44,9 +44,9 @@ def _cpu(proc: psutil.Process) -> float | None:
     return float(times.user + times.system)
 
 
-def _tree_cpu(proc: psutil.Process) -> float | None:
-    """A server and its children (`ledger-server --processes N` runs the replicas as children,
-    started before the window and alive through it)."""
+def tree_cpu_s(proc: psutil.Process) -> float | None:
+    """CPU seconds of a server and its children (`--processes N` runs the replicas as children,
+    started before the window and alive through it); None when the process is gone."""
     own = _cpu(proc)
     if own is None:
         return None
@@ -125,7 +125,7 @@ class CpuMeter:
     def start(self, server_pid: int | None) -> None:
         assert self._thread is None, "one window at a time"
         self._server = psutil.Process(server_pid) if server_pid else None
-        self._server_begin = _tree_cpu(self._server) if self._server else None
+        self._server_begin = tree_cpu_s(self._server) if self._server else None
         self._first = self._pg.snapshot(self._databases)
         self._last = dict(self._first)
         self._machine_begin = psutil.cpu_times()
@@ -144,7 +144,7 @@ class CpuMeter:
         assert self._thread is not None
         wall = time.monotonic() - self._wall_begin
         machine = psutil.cpu_times()
-        server_end = _tree_cpu(self._server) if self._server else None
+        server_end = tree_cpu_s(self._server) if self._server else None
         self._stop.set()
         self._thread.join()
         self._thread = None

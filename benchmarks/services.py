@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
@@ -54,6 +55,15 @@ def free_port_block(count: int, avoid: Collection[int] = ()) -> int:
             for sock in sockets:
                 sock.close()
     raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def server_processes(parent_pid: int) -> list[Any]:
+    """The server processes a supervisor (ledger_server/process_supervisor.py) started, oldest
+    first: its spawned children, not multiprocessing's resource tracker beside them."""
+    import psutil
+
+    children = [p for p in psutil.Process(parent_pid).children() if "spawn_main" in " ".join(p.cmdline())]
+    return sorted(children, key=lambda p: p.create_time())
 
 
 @dataclass
@@ -107,10 +117,7 @@ class Service:
         are alike: profiling one shows where each spends its time)."""
         if self.processes == 1:
             return self.pid
-        import psutil
-
-        children = sorted((p for p in psutil.Process(self.pid).children()  # not multiprocessing's tracker
-                           if "resource_tracker" not in " ".join(p.cmdline())), key=lambda p: p.create_time())
+        children = server_processes(self.pid)
         assert children, f"{self.name}: no server processes"
         return int(children[0].pid)
 

@@ -12,6 +12,7 @@ import psutil
 import psycopg
 import pytest
 
+from benchmarks.services import server_processes
 from ledger_cards.simulator import RunReport, Simulator
 from ledger_client import AsyncLedgerClient, LedgerClient
 from tests.card_gateway import GATEWAY_ADMIN_KEY, GatewayProcess
@@ -130,8 +131,7 @@ def test_gateway_and_ledger_as_two_processes_each_and_a_dying_gateway_process_st
         report = simulate(ledger_process.target, gateway, 500, cards=50, concurrency=32, seed=5)
         assert report.mismatches == [], report.mismatches[:10]
         assert gateway.process is not None
-        children = [p for p in psutil.Process(gateway.process.pid).children()
-                    if "spawn_main" in " ".join(p.cmdline())]
+        children = server_processes(gateway.process.pid)
         assert len(children) == 2
         children[0].kill()
         assert gateway.process.wait(timeout=30) == 1

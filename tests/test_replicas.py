@@ -14,7 +14,7 @@ import grpc
 import psutil
 import pytest
 
-from benchmarks.services import free_port_block
+from benchmarks.services import free_port_block, server_processes
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
 from ledger_client import ChannelSettings, LedgerClient
@@ -146,8 +146,7 @@ def test_processes_share_one_port_and_one_dying_stops_the_unit(
     assert len(acknowledged) == 160
     assert all(_batches(_scrape(port)) > 0 for port in (metrics_port, metrics_port + 1)), "a process got no work"
     assert server.process is not None
-    # the server processes (multiprocessing also starts a resource tracker beside them)
-    children = [p for p in psutil.Process(server.process.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+    children = server_processes(server.process.pid)
     assert len(children) == 2
     children[0].kill()
     assert server.process.wait(timeout=30) == 1
