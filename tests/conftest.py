@@ -226,3 +226,18 @@ def server_process(database_url: str) -> Iterator[Callable[..., ServerProcess]]:
         if proc.process is not None and proc.process.poll() is None:
             proc.process.kill()
             proc.process.wait(timeout=10)
+
+
+def kill_one_process_and_expect_the_unit_to_stop(unit: subprocess.Popen[bytes], processes: int) -> None:
+    """For a `--processes N` unit: it runs N server processes; one killed (-9) makes the parent
+    stop the others and exit 1, and none outlives it."""
+    import psutil
+
+    from benchmarks.services import server_processes
+
+    children = server_processes(unit.pid)
+    assert len(children) == processes
+    children[0].kill()
+    assert unit.wait(timeout=30) == 1
+    _, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive, "a server process outlived its unit"

@@ -8,15 +8,13 @@ import asyncio
 import os
 from collections.abc import Callable, Iterator, Sequence
 
-import psutil
 import psycopg
 import pytest
 
-from benchmarks.services import server_processes
 from ledger_cards.simulator import RunReport, Simulator
 from ledger_client import AsyncLedgerClient, LedgerClient
 from tests.card_gateway import GATEWAY_ADMIN_KEY, GatewayProcess
-from tests.conftest import ADMIN_KEY, RUN_SUMMARY, ServerProcess
+from tests.conftest import ADMIN_KEY, RUN_SUMMARY, ServerProcess, kill_one_process_and_expect_the_unit_to_stop
 from tests.invariants import assert_ledger_consistent
 from tests.redis_process import RedisProcess
 
@@ -131,12 +129,7 @@ def test_gateway_and_ledger_as_two_processes_each_and_a_dying_gateway_process_st
         report = simulate(ledger_process.target, gateway, 500, cards=50, concurrency=32, seed=5)
         assert report.mismatches == [], report.mismatches[:10]
         assert gateway.process is not None
-        children = server_processes(gateway.process.pid)
-        assert len(children) == 2
-        children[0].kill()
-        assert gateway.process.wait(timeout=30) == 1
-        _, alive = psutil.wait_procs(children, timeout=20)
-        assert not alive, "a gateway process outlived its unit"
+        kill_one_process_and_expect_the_unit_to_stop(gateway.process, 2)
     finally:
         gateway.stop()
         redis_server.kill()

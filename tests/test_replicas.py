@@ -11,16 +11,22 @@ import urllib.request
 from collections.abc import Callable, Iterator
 
 import grpc
-import psutil
 import pytest
 
-from benchmarks.services import free_port_block, server_processes
+from benchmarks.services import free_port_block
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
 from ledger_client import ChannelSettings, LedgerClient
 from ledger_server.access.callers import provision_admin_key
 from ledger_server.server import LedgerServer, ServerConfig
-from tests.conftest import ADMIN_KEY, RUN_SUMMARY, ServerProcess, free_port, open_channel
+from tests.conftest import (
+    ADMIN_KEY,
+    RUN_SUMMARY,
+    ServerProcess,
+    free_port,
+    kill_one_process_and_expect_the_unit_to_stop,
+    open_channel,
+)
 from tests.invariants import assert_ledger_consistent, transfers_by_request_id
 from tests.ledger_api import new_account, new_asset, rid
 
@@ -146,12 +152,7 @@ def test_processes_share_one_port_and_one_dying_stops_the_unit(
     assert len(acknowledged) == 160
     assert all(_batches(_scrape(port)) > 0 for port in (metrics_port, metrics_port + 1)), "a process got no work"
     assert server.process is not None
-    children = server_processes(server.process.pid)
-    assert len(children) == 2
-    children[0].kill()
-    assert server.process.wait(timeout=30) == 1
-    _, alive = psutil.wait_procs(children, timeout=15)
-    assert not alive, "a server process outlived the unit"
+    kill_one_process_and_expect_the_unit_to_stop(server.process, 2)
     found = transfers_by_request_id(database_url)
     assert all(found.get(r) == [t] for r, t in acknowledged.items())
     assert_ledger_consistent(database_url)
