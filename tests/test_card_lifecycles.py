@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import random
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -111,6 +115,58 @@ def test_insufficient_funds_declines_or_partially_approves(ledger: LedgerClient,
     again = processor.authorize(card.token, 1500, token=partial["token"], partial=True)
     assert again == partial  # a retried request gets the same answer and holds nothing more
     assert card.wallet_balances() == (1000, 0, 0, 1000)
+
+
+def test_concurrent_authorizations_share_round_trips_and_each_gets_its_own_answer(
+    ledger: LedgerClient, processor: Processor
+) -> None:
+    """The real-time path batches the lookups, holds and records of concurrent authorizations; no
+    answer may leak into a neighbour's: approvals, declines of several kinds and one authorization
+    retried eight times at once, all in flight together."""
+    rich, poor = Card(ledger, processor, funds=1_000_000), Card(ledger, processor, funds=1_000)
+    frozen = Card(ledger, processor)
+    assert processor.admin("POST", f"/v1/cards/{frozen.card['id']}/freeze").status_code == 200
+    retried = "auth_" + uuid.uuid4().hex
+    asks = ([(rich.token, 100 + i, None) for i in range(30)] + [(poor.token, 400, None)] * 5
+            + [(frozen.token, 100, None)] * 5 + [("card_" + uuid.uuid4().hex, 100, None)] * 3
+            + [(rich.token, 777, retried)] * 8)
+    random.Random(7).shuffle(asks)
+    barrier = threading.Barrier(len(asks))
+
+    def ask(card_token: str, amount: int, token: str | None) -> dict[str, Any]:
+        client = Processor(processor.gateway)
+        try:
+            barrier.wait(timeout=30)
+            return client.authorize(card_token, amount, token=token)
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(len(asks)) as pool:
+        answers = list(pool.map(lambda a: ask(*a), asks))
+    by_card: dict[str, list[dict[str, Any]]] = {}
+    for (card_token, amount, token), answer in zip(asks, answers, strict=True):
+        if token is None:
+            assert answer["token"] != retried
+        by_card.setdefault("retried" if token else card_token, []).append({**answer, "asked": amount})
+    assert all(a["result"] == "APPROVED" and a["approved_amount"] == a["asked"] for a in by_card[rich.token])
+    assert sorted(a["result"] for a in by_card[poor.token]) == ["APPROVED"] * 2 + ["DECLINED"] * 3
+    assert {a["decline_reason"] for a in by_card[poor.token] if a["result"] == "DECLINED"} == {"INSUFFICIENT_FUNDS"}
+    assert {a["decline_reason"] for a in by_card[frozen.token]} == {"CARD_FROZEN"}
+    unknown = [a for key, group in by_card.items() if key not in (rich.token, poor.token, frozen.token, "retried")
+               for a in group]
+    assert len(unknown) == 3 and {a["decline_reason"] for a in unknown} == {"CARD_NOT_FOUND"}
+    once = {(a["result"], a["approved_amount"], a["hold_id"]) for a in by_card["retried"]}
+    assert len(once) == 1 and next(iter(once))[:2] == ("APPROVED", 777)  # one hold, one answer
+    rich_held = sum(100 + i for i in range(30)) + 777
+    assert rich.wallet_balances() == (rich_held, 0, 0, 1_000_000)
+    assert poor.wallet_balances() == (800, 0, 0, 1_000)
+    assert frozen.wallet_balances() == (0, 0, 0, 10_000)
+
+
+def test_authorization_endpoint_refuses_oversized_bodies_and_other_methods(processor: Processor) -> None:
+    big = processor.signed_post("/v1/authorizations", {"padding": "x" * (1 << 20)})
+    assert big.status_code == 413 and big.json()["error"] == "invalid_request"
+    assert processor.http.get("/v1/authorizations").status_code == 405
 
 
 def test_card_controls_freeze_mcc_limits_and_close(ledger: LedgerClient, processor: Processor) -> None:

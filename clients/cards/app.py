@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +24,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ledger_cards import schema
 from ledger_cards.applier import EventApplier
 from ledger_cards.authorizer import Authorizer, AuthorizerConfig
+from ledger_cards.coalescer import Coalescer
 from ledger_cards.model import Card, CardState
 from ledger_cards.program import Programs
 from ledger_cards.signatures import SignatureError, SignatureVerifier
@@ -38,6 +41,8 @@ from ledger_client.errors import NotFound
 log = logging.getLogger(__name__)
 
 REPLAY_MEMORY_MAX = 100_000
+REPLAY_BATCH_MAX = 500
+AUTHORIZATIONS_PATH = "/v1/authorizations"
 
 
 @dataclass(frozen=True)
@@ -60,20 +65,30 @@ class GatewayConfig:
 
 class ReplayGuard:
     """Refuses a signed request seen before (same id and timestamp): Redis across replicas, and a
-    bounded in-process memory when Redis is unreachable. A processor retry carries a new timestamp."""
+    bounded in-process memory when Redis is unreachable. A processor retry carries a new timestamp.
+    Concurrent checks share one Redis round trip (a pipeline of SET NX)."""
 
     def __init__(self, redis: aioredis.Redis | None, ttl_s: int) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
         self._seen: OrderedDict[str, float] = OrderedDict()
+        self._checks: Coalescer[str, bool] = Coalescer(self._first_times, batch_max=REPLAY_BATCH_MAX)
 
     async def first_time(self, message_id: str, timestamp: int) -> bool:
-        key = f"card:replay:{message_id}:{timestamp}"
+        return await self._checks.submit(f"card:replay:{message_id}:{timestamp}")
+
+    async def _first_times(self, keys: list[str]) -> list[bool]:
         if self._redis is not None:
             try:
-                return bool(await self._redis.set(key, 1, nx=True, ex=self._ttl_s))
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.set(key, 1, nx=True, ex=self._ttl_s)
+                    return [bool(answer) for answer in await pipe.execute()]
             except RedisError as error:
                 log.warning("replay guard: Redis unavailable (%s); using process memory", error)
+        return [self._first_time_in_memory(key) for key in keys]
+
+    def _first_time_in_memory(self, key: str) -> bool:
         now = time.monotonic()
         while self._seen and (len(self._seen) >= REPLAY_MEMORY_MAX or next(iter(self._seen.values())) < now):
             self._seen.popitem(last=False)
@@ -130,29 +145,86 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status)
 
 
-async def _verified_body(gateway: Gateway, request: Request) -> bytes | JSONResponse:
-    body = await request.body()
+def _refusal(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {"error": code, "message": message}
+
+
+async def _refused(gateway: Gateway, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]] | None:
+    """Why a processor request is refused (forged, stale, replayed), or None: verified, first time."""
     try:
-        verified = gateway.verifier.verify(request.headers, body)
+        verified = gateway.verifier.verify(headers, body)
     except SignatureError as error:
-        return _error(401, error.reason, str(error))
+        return _refusal(401, error.reason, str(error))
     if not await gateway.replays.first_time(verified.message_id, verified.timestamp):
-        return _error(409, "replayed", "this signed request was already received")
-    return body
+        return _refusal(409, "replayed", "this signed request was already received")
+    return None
 
 
-async def authorizations(request: Request) -> Response:
+async def answer_authorization(gateway: Gateway, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
     """The processor's real-time question: approve, partially approve or decline."""
-    gateway: Gateway = request.app.state.gateway
-    body = await _verified_body(gateway, request)
-    if isinstance(body, JSONResponse):
-        return body
+    refused = await _refused(gateway, headers, body)
+    if refused is not None:
+        return refused
     try:
         asked = schema.authorization_request(schema.load_json(body))
     except schema.SchemaError as error:
-        return _error(400, "invalid_request", str(error))
+        return _refusal(400, "invalid_request", str(error))
     decision = await gateway.authorizer.authorize(asked)
-    return JSONResponse(decision.to_json())
+    return 200, decision.to_json()
+
+
+class RealTimeRoute:
+    """ASGI: `POST /v1/authorizations` served directly, every other request by the Starlette app.
+
+    It is the one path with a latency budget, and at hundreds of requests per second the framework's
+    router, middleware and request/response objects were a measurable share of the gateway's CPU
+    (benchmarks/README.md); the answer is the same either way."""
+
+    def __init__(self, app: Starlette, gateway: Gateway) -> None:
+        self._app = app
+        self._gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != AUTHORIZATIONS_PATH:
+            await self._app(scope, receive, send)
+            return
+        body = await _body(receive)
+        if scope["method"] != "POST":
+            status, answer = _refusal(405, "method_not_allowed", "POST only")
+        elif body is None:
+            status, answer = _refusal(413, "invalid_request", f"the body is larger than {schema.BODY_MAX_BYTES} bytes")
+        else:
+            asked = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+            status, answer = await answer_authorization(self._gateway, asked, body)
+        payload = json.dumps(answer, separators=(",", ":")).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The request body, or None past the size bound (read no further)."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(parts)
+        part: bytes = message.get("body", b"")
+        size += len(part)
+        if size > schema.BODY_MAX_BYTES:
+            return None
+        parts.append(part)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _verified_body(gateway: Gateway, request: Request) -> bytes | JSONResponse:
+    body = await request.body()
+    refused = await _refused(gateway, request.headers, body)
+    if refused is not None:
+        return JSONResponse(refused[1], status_code=refused[0])
+    return body
 
 
 async def events(request: Request) -> Response:
@@ -316,7 +388,7 @@ async def health(request: Request) -> Response:
                          "applier_seconds": {k: round(v, 3) for k, v in gateway.applier.seconds.items()}})
 
 
-def build_app(gateway: Gateway) -> Starlette:
+def build_app(gateway: Gateway) -> RealTimeRoute:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.open()
@@ -326,7 +398,6 @@ def build_app(gateway: Gateway) -> Starlette:
             await gateway.close()
 
     routes = [
-        Route("/v1/authorizations", authorizations, methods=["POST"]),
         Route("/v1/events", events, methods=["POST"]),
         Route("/v1/cards", issue_card, methods=["POST"]),
         Route("/v1/cards/{card_id}", get_card, methods=["GET"]),
@@ -338,4 +409,4 @@ def build_app(gateway: Gateway) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway
-    return app
+    return RealTimeRoute(app, gateway)

@@ -16,12 +16,13 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ledger_cards.coalescer import Coalescer
 from ledger_cards.hold_batcher import HoldBatcher
 from ledger_cards.lifecycle import LifecycleConfig, authorization_hold, hold_request_id
 from ledger_cards.model import AuthorizationRequest, Card, CardState, TransactionState
 from ledger_cards.program import Programs
 from ledger_cards.spend_limits import SpendLimits
-from ledger_cards.store import CardStore
+from ledger_cards.store import BATCH_ROWS_MAX, AuthorizationContext, AuthorizationRecord, CardStore
 from ledger_client import (
     AsyncLedgerClient,
     IdempotencyKeyReused,
@@ -87,6 +88,10 @@ class Authorizer:
         self.config = config
         self._background: set[asyncio.Task[None]] = set()
         self._holds = HoldBatcher(ledger)
+        self._contexts: Coalescer[tuple[str, str], AuthorizationContext | None] = Coalescer(
+            store.authorization_contexts, batch_max=BATCH_ROWS_MAX)
+        self._records: Coalescer[AuthorizationRecord, bool] = Coalescer(
+            store.record_authorizations, batch_max=BATCH_ROWS_MAX)
 
     async def authorize(self, request: AuthorizationRequest) -> Decision:
         """The answer to the processor, within the budget."""
@@ -128,7 +133,7 @@ class Authorizer:
         return Decision(request.token, DECLINED, 0, "TIMEOUT", None, timed_out=True)
 
     async def _decide(self, request: AuthorizationRequest) -> _Outcome:
-        context = await self._store.authorization_context(request.card_token, request.token)
+        context = await self._contexts.submit((request.card_token, request.token))
         if context is None:
             return _Outcome(Decision(request.token, DECLINED, 0, "CARD_NOT_FOUND"), None)
         card = context.card
@@ -191,10 +196,10 @@ class Authorizer:
             hold_open=decision.hold_id is not None and decision.result != DECLINED,
             review="approved_without_hold" if decision.result != DECLINED and decision.hold_id is None else None,
         )
-        created = await self._store.record_authorization(
-            request.token, card, decision.result, request.amount, approved, decision.decline_reason,
+        created = await self._records.submit(AuthorizationRecord(
+            request.token, card.id, decision.result, request.amount, approved, decision.decline_reason,
             decision.hold_id, decision.timed_out, state,
-        )
+        ))
         if not created and decision.hold_id is not None and decision.result != DECLINED:
             owner = await self._store.transaction_hold(request.token)
             if owner != decision.hold_id:

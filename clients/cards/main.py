@@ -161,6 +161,7 @@ GRACE_S = 10
 
 def _uvicorn_options(log_level: str) -> dict[str, Any]:
     return {"loop": "uvloop", "http": "httptools", "log_level": log_level.lower(), "access_log": False,
+            "proxy_headers": False,  # no client address is used: no need to parse forwarding headers
             "timeout_graceful_shutdown": GRACE_S}
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -21,6 +22,8 @@ from ledger_cards import queries
 from ledger_cards.model import Card, CardEvent, CardState, TransactionState
 
 Q = queries.load("cards")
+BATCH_ROWS_MAX = 1_000  # rows per batched statement of the real-time path
+RECORD_ATTEMPTS = 3
 
 
 def _int(value: str | None) -> int | None:
@@ -68,6 +71,21 @@ class AuthorizationContext:
     earlier_amount: int | None
     earlier_reason: str | None
     earlier_hold_id: str | None
+
+
+@dataclass(frozen=True)
+class AuthorizationRecord:
+    """One real-time answer and the first state of its transaction."""
+
+    token: str
+    card_id: str
+    result: str
+    requested: int
+    approved: int
+    reason: str | None
+    hold_id: str | None
+    timed_out: bool
+    transaction: TransactionState
 
 
 @dataclass(frozen=True)
@@ -158,28 +176,56 @@ class CardStore:
 
     # -- real-time authorizations -----------------------------------------------------------------
 
-    async def authorization_context(self, card_token: str, authorization_token: str) -> AuthorizationContext | None:
-        params = {"card_token": card_token, "authorization_token": authorization_token}
+    async def authorization_contexts(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> list[AuthorizationContext | None]:
+        """For each (card token, authorization token): the card and any earlier answer, or None
+        (unknown card). One statement for the whole list (see ledger_cards/coalescer.py)."""
+        assert 0 < len(pairs) <= BATCH_ROWS_MAX, len(pairs)
+        params = {"card_tokens": [card for card, _ in pairs], "authorization_tokens": [auth for _, auth in pairs]}
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(Q["authorization_context"], params)).fetchone()
-        if row is None:
-            return None
-        return AuthorizationContext(card_from_row(row[:10]), row[10], _int(row[11]), row[12], row[13])
+            rows = await (await conn.execute(Q["authorization_contexts"], params)).fetchall()
+        contexts: list[AuthorizationContext | None] = [None] * len(pairs)
+        for row in rows:
+            contexts[row[0] - 1] = AuthorizationContext(
+                card_from_row(row[1:11]), row[11], _int(row[12]), row[13], row[14])
+        return contexts
 
-    async def record_authorization(
-        self, token: str, card: Card, result: str, requested: int, approved: int, reason: str | None,
-        hold_id: str | None, timed_out: bool, transaction: TransactionState,
-    ) -> bool:
-        """Store the answer and the transaction's first state; False when the transaction row already
-        existed (a webhook got there first). Written without waiting for fsync: see docs/cards.md."""
-        params = {
-            **transaction_params(transaction), "token": token, "card_id": card.id, "result": result,
-            "requested_amount": requested, "approved_amount": approved, "decline_reason": reason,
-            "hold_id": hold_id, "timed_out": timed_out,
+    async def record_authorizations(self, records: Sequence[AuthorizationRecord]) -> list[bool]:
+        """Store each answer and its transaction's first state; False where the transaction row already
+        existed (a webhook got there first, or an earlier record of the same token in this list).
+        Written without waiting for fsync: see docs/cards.md."""
+        assert 0 < len(records) <= BATCH_ROWS_MAX, len(records)
+        first: dict[str, AuthorizationRecord] = {}
+        for record in records:
+            first.setdefault(record.token, record)
+        rows = list(first.values())
+        columns: dict[str, list[Any]] = {
+            "token": [r.token for r in rows], "card_id": [r.card_id for r in rows],
+            "result": [r.result for r in rows], "requested_amount": [str(r.requested) for r in rows],
+            "approved_amount": [str(r.approved) for r in rows], "decline_reason": [r.reason for r in rows],
+            "hold_id": [r.hold_id for r in rows], "timed_out": [r.timed_out for r in rows],
         }
-        async with self.fast_pool.connection() as conn:
-            row = await (await conn.execute(Q["record_authorization"], params)).fetchone()
-        return row is not None
+        states = [transaction_params(r.transaction) for r in rows]
+        for name in ("account_id", "asset", "auth_created", "auth_event", "closed_reason", "hold_attempted",
+                     "hold_open"):
+            columns[name] = [state[name] for state in states]
+        for name in ("auth_total", "hold_amount"):
+            columns[name] = [None if state[name] is None else str(state[name]) for state in states]
+        for attempt in range(1, RECORD_ATTEMPTS + 1):
+            try:
+                async with self.fast_pool.connection() as conn:
+                    created = {row[0] for row in await (
+                        await conn.execute(Q["record_authorizations"], columns)).fetchall()}
+                break
+            except psycopg.errors.DeadlockDetected:  # the same tokens recorded by another gateway at once
+                if attempt == RECORD_ATTEMPTS:
+                    raise
+        answered: list[bool] = []
+        for record in records:  # only the first record of a token can have created its row
+            answered.append(record.token in created)
+            created.discard(record.token)
+        return answered
 
     async def transaction_hold(self, token: str) -> str | None:
         async with self.pool.connection() as conn:

@@ -39,29 +39,45 @@ UPDATE cards SET daily_limit = %(daily_limit)s, monthly_limit = %(monthly_limit)
 WHERE id = %(id)s AND state <> 3
 RETURNING id::text;
 
--- name: authorization_context
--- The card and any earlier answer to the same authorization token, in one round trip.
-SELECT c.id::text, c.token, c.account_id::text, c.asset, c.state, c.daily_limit::text, c.monthly_limit::text,
-       c.blocked_mccs, c.tenant, c.metadata,
+-- name: authorization_contexts
+-- The card and any earlier answer to the same authorization token, for every authorization that
+-- queued meanwhile, in one round trip (ledger_cards/coalescer.py). Row `i` answers the i-th pair
+-- (card token, authorization token); an unknown card has no row.
+SELECT q.i, c.id::text, c.token, c.account_id::text, c.asset, c.state, c.daily_limit::text,
+       c.monthly_limit::text, c.blocked_mccs, c.tenant, c.metadata,
        a.result, a.approved_amount::text, a.decline_reason, a.hold_id::text
-FROM cards AS c
-LEFT JOIN card_authorizations AS a ON a.token = %(authorization_token)s
-WHERE c.token = %(card_token)s;
+FROM unnest(%(card_tokens)s::text[], %(authorization_tokens)s::text[]) WITH ORDINALITY
+     AS q (card_token, authorization_token, i)
+JOIN cards AS c ON c.token = q.card_token
+LEFT JOIN card_authorizations AS a ON a.token = q.authorization_token;
 
--- name: record_authorization
--- The answer and the transaction's first state in one statement (one round trip on the hot path).
--- Returns the token when the transaction row is new; nothing when a webhook created it first.
-WITH answer AS (
+-- name: record_authorizations
+-- Answers and their transactions' first states, for every authorization decided meanwhile, in one
+-- statement. Tokens are distinct (the caller keeps only the first of a batch) and rows go in token
+-- order, so two gateways recording the same retried authorization wait for each other in one order.
+-- Returns the tokens whose transaction row is new; a webhook that created the row first keeps it.
+WITH q AS (
+    SELECT *
+    FROM unnest(%(token)s::text[], %(card_id)s::uuid[], %(result)s::text[], %(requested_amount)s::numeric[],
+                %(approved_amount)s::numeric[], %(decline_reason)s::text[], %(hold_id)s::uuid[],
+                %(timed_out)s::boolean[], %(account_id)s::uuid[], %(asset)s::text[], %(auth_total)s::numeric[],
+                %(auth_created)s::timestamptz[], %(auth_event)s::text[], %(closed_reason)s::text[],
+                %(hold_attempted)s::boolean[], %(hold_amount)s::numeric[], %(hold_open)s::boolean[])
+         AS q (token, card_id, result, requested_amount, approved_amount, decline_reason, hold_id, timed_out,
+               account_id, asset, auth_total, auth_created, auth_event, closed_reason, hold_attempted,
+               hold_amount, hold_open)
+), answer AS (
     INSERT INTO card_authorizations (token, card_id, result, requested_amount, approved_amount, decline_reason,
                                      hold_id, timed_out)
-    VALUES (%(token)s, %(card_id)s, %(result)s, %(requested_amount)s, %(approved_amount)s, %(decline_reason)s,
-            %(hold_id)s, %(timed_out)s)
+    SELECT token, card_id, result, requested_amount, approved_amount, decline_reason, hold_id, timed_out
+    FROM q ORDER BY token
     ON CONFLICT (token) DO NOTHING
 )
 INSERT INTO card_transactions (token, card_id, account_id, asset, auth_total, auth_created, auth_event,
                                closed_reason, hold_attempted, hold_id, hold_amount, hold_open)
-VALUES (%(token)s, %(card_id)s, %(account_id)s, %(asset)s, %(auth_total)s, %(auth_created)s, %(auth_event)s,
-        %(closed_reason)s, %(hold_attempted)s, %(hold_id)s, %(hold_amount)s, %(hold_open)s)
+SELECT token, card_id, account_id, asset, auth_total, auth_created, auth_event, closed_reason, hold_attempted,
+       hold_id, hold_amount, hold_open
+FROM q ORDER BY token
 ON CONFLICT (token) DO NOTHING
 RETURNING token;
 
