@@ -100,12 +100,18 @@ class CardStore:
         """Connections: at most 12 synchronous, workers + 8 without fsync wait, workers // 2 + 4 for
         intents (PostgreSQL's max_connections is shared with the ledger and everyone else)."""
         assert 1 <= workers <= 40, workers
+        # Every statement here is a key lookup or a keyed write. psycopg prepares a statement after a
+        # few runs and PostgreSQL may then cache a generic plan built while a table was nearly empty:
+        # a sequential scan, run on every later call as the table grows (the ledger's writer had that
+        # trap, benchmarks/README.md). Sequential scans off means: an index wherever one applies.
+        planning = "-c enable_seqscan=off"
         self.pool = AsyncConnectionPool(
-            database_url, min_size=2, max_size=12, open=False, timeout=10, kwargs={"autocommit": True},
+            database_url, min_size=2, max_size=12, open=False, timeout=10,
+            kwargs={"autocommit": True, "options": planning},
         )
         # Inbox writes must be durable before the 2xx; writes the ledger's own commits make durable
         # (WAL is flushed in order: see docs/cards.md) use a connection without synchronous commit.
-        fast = {"autocommit": True, "options": "-c synchronous_commit=off"}
+        fast = {"autocommit": True, "options": f"{planning} -c synchronous_commit=off"}
         self.fast_pool = AsyncConnectionPool(database_url, min_size=2, max_size=workers + 8, open=False,
                                              timeout=10, kwargs=fast)
         # Intents are written while the same worker holds a fast_pool connection: their own pool, so

@@ -42,14 +42,19 @@ RETURNING id::text;
 -- name: authorization_contexts
 -- The card and any earlier answer to the same authorization token, for every authorization that
 -- queued meanwhile, in one round trip (ledger_cards/coalescer.py). Row `i` answers the i-th pair
--- (card token, authorization token); an unknown card has no row.
+-- (card token, authorization token); an unknown card has no row. Each lookup is a LATERAL subquery
+-- with LIMIT 1 (the keys are unique): that keeps it a primary-key lookup per pair. Written as plain
+-- joins, the planner hashed whole tables for the array (a sequential scan of every authorization
+-- ever answered, per batch: measured 830 rows read per authorization and growing).
 SELECT q.i, c.id::text, c.token, c.account_id::text, c.asset, c.state, c.daily_limit::text,
        c.monthly_limit::text, c.blocked_mccs, c.tenant, c.metadata,
        a.result, a.approved_amount::text, a.decline_reason, a.hold_id::text
 FROM unnest(%(card_tokens)s::text[], %(authorization_tokens)s::text[]) WITH ORDINALITY
      AS q (card_token, authorization_token, i)
-JOIN cards AS c ON c.token = q.card_token
-LEFT JOIN card_authorizations AS a ON a.token = q.authorization_token;
+CROSS JOIN LATERAL (SELECT * FROM cards WHERE cards.token = q.card_token LIMIT 1) AS c
+LEFT JOIN LATERAL (
+    SELECT * FROM card_authorizations WHERE card_authorizations.token = q.authorization_token LIMIT 1
+) AS a ON true;
 
 -- name: record_authorizations
 -- Answers and their transactions' first states, for every authorization decided meanwhile, in one
