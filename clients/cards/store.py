@@ -88,6 +88,20 @@ class AuthorizationRecord:
     transaction: TransactionState
 
 
+def _record_row(record: AuthorizationRecord) -> dict[str, Any]:
+    """One row of `record_authorizations` as JSON: amounts as exact integers, times in ISO 8601."""
+    state = record.transaction
+    return {
+        "token": record.token, "card_id": record.card_id, "result": record.result,
+        "requested_amount": record.requested, "approved_amount": record.approved, "decline_reason": record.reason,
+        "hold_id": record.hold_id, "timed_out": record.timed_out, "account_id": state.account_id,
+        "asset": state.asset, "auth_total": state.auth_total,
+        "auth_created": state.auth_key[0].isoformat() if state.auth_key else None,
+        "auth_event": state.auth_key[1] if state.auth_key else None, "closed_reason": state.closed_reason,
+        "hold_attempted": state.hold_attempted, "hold_amount": state.hold_amount, "hold_open": state.hold_open,
+    }
+
+
 @dataclass(frozen=True)
 class AcceptedEvents:
     new: list[tuple[str, str]]  # (event token, transaction token) stored now
@@ -188,7 +202,7 @@ class CardStore:
         """For each (card token, authorization token): the card and any earlier answer, or None
         (unknown card). One statement for the whole list (see ledger_cards/coalescer.py)."""
         assert 0 < len(pairs) <= BATCH_ROWS_MAX, len(pairs)
-        params = {"card_tokens": [card for card, _ in pairs], "authorization_tokens": [auth for _, auth in pairs]}
+        params = {"pairs": json.dumps(pairs, separators=(",", ":"))}
         async with self.pool.connection() as conn:
             rows = await (await conn.execute(Q["authorization_contexts"], params)).fetchall()
         contexts: list[AuthorizationContext | None] = [None] * len(pairs)
@@ -205,24 +219,12 @@ class CardStore:
         first: dict[str, AuthorizationRecord] = {}
         for record in records:
             first.setdefault(record.token, record)
-        rows = list(first.values())
-        columns: dict[str, list[Any]] = {
-            "token": [r.token for r in rows], "card_id": [r.card_id for r in rows],
-            "result": [r.result for r in rows], "requested_amount": [str(r.requested) for r in rows],
-            "approved_amount": [str(r.approved) for r in rows], "decline_reason": [r.reason for r in rows],
-            "hold_id": [r.hold_id for r in rows], "timed_out": [r.timed_out for r in rows],
-        }
-        states = [transaction_params(r.transaction) for r in rows]
-        for name in ("account_id", "asset", "auth_created", "auth_event", "closed_reason", "hold_attempted",
-                     "hold_open"):
-            columns[name] = [state[name] for state in states]
-        for name in ("auth_total", "hold_amount"):
-            columns[name] = [None if state[name] is None else str(state[name]) for state in states]
+        rows = json.dumps([_record_row(record) for record in first.values()], separators=(",", ":"))
         for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:
                 async with self.fast_pool.connection() as conn:
                     created = {row[0] for row in await (
-                        await conn.execute(Q["record_authorizations"], columns)).fetchall()}
+                        await conn.execute(Q["record_authorizations"], {"rows": rows})).fetchall()}
                 break
             except psycopg.errors.DeadlockDetected:  # the same tokens recorded by another gateway at once
                 if attempt == RECORD_ATTEMPTS:
