@@ -70,8 +70,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--card-rates", default="100,200,300,400,500", help="authorizations per second, per run")
     p.add_argument("--card-seconds", type=float, default=10.0)
     p.add_argument("--gateway-processes", type=int, default=0,
-                   help="--cards: card gateway processes (ledger-card-gateway serve --processes; default: one "
-                        "per core)")
+                   help="--cards: card gateway processes (ledger-card-gateway serve --processes; default 1: "
+                        "with its round trips coalesced, one process and one ledger process measured best)")
     p.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT, help="where results go")
     p.add_argument("--duration", type=float, default=6.0, help="measured seconds per phase")
     p.add_argument("--warmup", type=float, default=1.0, help="discarded seconds before each phase")
@@ -89,7 +89,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--load-processes", type=int, default=2)
     p.add_argument("--server-processes", type=int, default=0,
                    help="ledger server processes sharing its port (ledger-server --processes); the echo "
-                        "servers run as many (default: one per core, as an operator would run it)")
+                        "servers run as many (default: one per core, as an operator would run it; 1 with --cards)")
     p.add_argument("--connections", type=int, default=0,
                    help="gRPC connections per load process, for every gRPC target alike (default: 1, "
                         "or 8 with several server processes, so the kernel spreads them)")
@@ -120,10 +120,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.pgbench_clients, args.profile_seconds = 2, 0
         args.soak_seconds = min(args.soak_seconds, 2.0)
     args.workloads = [w for w in args.workloads.split(",") if w]
-    if args.server_processes <= 0:
-        args.server_processes = os.cpu_count() or 1
+    if args.server_processes <= 0:  # --cards: one ledger process (see --gateway-processes)
+        args.server_processes = 1 if args.cards else os.cpu_count() or 1
     if args.gateway_processes <= 0:
-        args.gateway_processes = os.cpu_count() or 1
+        args.gateway_processes = 1
     if args.connections <= 0:
         args.connections = 1 if args.server_processes == 1 else 8
     for workload in args.workloads:
