@@ -84,7 +84,8 @@ def test_card_latency_mode_reports_percentiles_and_cpu(pg_admin_url: str, tmp_pa
     (row,) = result["rates"]
     assert row["requests"] == 20 and row["p99_ms"] > 0 and sum(row["results"].values()) == 20
     assert row["results"].get("APPROVED", 0) == 20, row["results"]
-    assert set(row["cpu_s"]) == {"gateway", "ledger", "load generator"}
+    assert set(row["cpu_s"]) == {"gateway", "ledger", "postgres", "load generator", "machine busy"}
+    assert 0 < row["cpu_s"]["machine busy"] <= 1
     assert "| offered/s |" in (out / "cards.md").read_text()
 
 
