@@ -166,7 +166,8 @@ def test_concurrent_authorizations_share_round_trips_and_each_gets_its_own_answe
 def test_authorization_endpoint_refuses_oversized_bodies_and_other_methods(processor: Processor) -> None:
     big = processor.signed_post("/v1/authorizations", {"padding": "x" * (1 << 20)})
     assert big.status_code == 413 and big.json()["error"] == "invalid_request"
-    assert processor.http.get("/v1/authorizations").status_code == 405
+    wrong = processor.http.get("/v1/authorizations")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
 
 
 def test_card_controls_freeze_mcc_limits_and_close(ledger: LedgerClient, processor: Processor) -> None:

@@ -188,18 +188,27 @@ class RealTimeRoute:
         if scope["type"] != "http" or scope["path"] != AUTHORIZATIONS_PATH:
             await self._app(scope, receive, send)
             return
-        body = await _body(receive)
+        try:
+            body = await _body(receive)
+        except _DisconnectedError:  # nobody left to answer; nothing was decided
+            return
+        headers = [(b"content-type", b"application/json")]
         if scope["method"] != "POST":
             status, answer = _refusal(405, "method_not_allowed", "POST only")
+            headers.append((b"allow", b"POST"))
         elif body is None:
             status, answer = _refusal(413, "invalid_request", f"the body is larger than {schema.BODY_MAX_BYTES} bytes")
         else:
             asked = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
             status, answer = await answer_authorization(self._gateway, asked, body)
         payload = json.dumps(answer, separators=(",", ":")).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        headers.append((b"content-length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+class _DisconnectedError(Exception):
+    """The client went away before its request body arrived."""
 
 
 async def _body(receive: Receive) -> bytes | None:
@@ -209,7 +218,7 @@ async def _body(receive: Receive) -> bytes | None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return b"".join(parts)
+            raise _DisconnectedError
         part: bytes = message.get("body", b"")
         size += len(part)
         if size > schema.BODY_MAX_BYTES:
