@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psycopg
 import pytest
 
 from ledger_client import LedgerClient, TransferKind, TransferState
@@ -161,6 +162,31 @@ def test_concurrent_authorizations_share_round_trips_and_each_gets_its_own_answe
     assert rich.wallet_balances() == (rich_held, 0, 0, 1_000_000)
     assert poor.wallet_balances() == (800, 0, 0, 1_000)
     assert frozen.wallet_balances() == (0, 0, 0, 10_000)
+
+
+def test_a_row_locked_by_a_webhook_worker_delays_only_its_own_answer(
+    ledger: LedgerClient, processor: Processor, database_url: str
+) -> None:
+    """A webhook worker creating a transaction holds its row until its ledger calls return. The
+    real-time answer for that transaction must wait for it; the answers recorded in the same batch
+    and after it must not."""
+    card = Card(ledger, processor, funds=100_000)
+    blocked = "auth_" + uuid.uuid4().hex
+    with psycopg.connect(database_url) as worker:  # what the applier's first insert does, left open
+        worker.execute(
+            "INSERT INTO card_transactions (token, card_id, account_id, asset) VALUES (%s, %s, %s, %s)",
+            (blocked, card.card["id"], card.wallet, ASSET))
+        with ThreadPoolExecutor(12) as pool:
+            waiting = pool.submit(processor.authorize, card.token, 300, blocked)
+            time.sleep(0.2)
+            others = [pool.submit(processor.authorize, card.token, 100 + i) for i in range(10)]
+            answers = [other.result(timeout=20) for other in others]
+            assert all(a["result"] == "APPROVED" for a in answers)
+            assert not waiting.done()  # its row is still locked
+            worker.rollback()  # the worker gives up the row (a crash, say): the answer is recorded
+            answer = waiting.result(timeout=20)
+    assert (answer["result"], answer["approved_amount"]) == ("APPROVED", 300)
+    assert card.wallet_balances() == (300 + sum(100 + i for i in range(10)), 0, 0, 100_000)
 
 
 def test_authorization_endpoint_refuses_oversized_bodies_and_other_methods(processor: Processor) -> None:

@@ -123,6 +123,36 @@ def test_a_cancelled_send_leaves_no_caller_waiting() -> None:
     asyncio.run(run())
 
 
+def test_a_late_item_does_not_hold_up_the_next_batch() -> None:
+    async def run() -> None:
+        slow: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        batches: list[list[int]] = []
+
+        async def send(items: list[int]) -> list[int | BaseException | asyncio.Future[int]]:
+            batches.append(items)
+            return [slow if item == 0 else item * 2 for item in items]
+
+        coalescer = Coalescer(send, in_flight_max=1)
+        first = asyncio.ensure_future(coalescer.submit(0))
+        await asyncio.sleep(0.01)
+        assert batches == [[0]] and not first.done()
+        assert await asyncio.wait_for(coalescer.submit(5), 5) == 10  # the next batch went meanwhile
+        slow.set_result(7)
+        assert await first == 7
+        failing: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        async def send_failing(items: list[int]) -> list[int | BaseException | asyncio.Future[int]]:
+            return [failing for _ in items]
+
+        late = asyncio.ensure_future(Coalescer(send_failing).submit(1))
+        await asyncio.sleep(0.01)
+        failing.set_exception(RefusedError(1))
+        with pytest.raises(RefusedError):
+            await late
+
+    asyncio.run(run())
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     waves=st.lists(st.integers(1, 30), min_size=1, max_size=6),

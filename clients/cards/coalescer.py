@@ -10,11 +10,15 @@ as load does. One send in flight (the default) gave the largest batches and the 
 under load (benchmarks/README.md, "Card authorization latency").
 
 Each item gets its own result or its own exception; `send` must return one per item, in order.
+An item whose result is not ready when the rest of its batch is (a row waiting for a lock, say)
+may be returned as a future: the coalescer hands it on when it settles and sends the next batch
+meanwhile, so one slow item never holds up the items queued behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
@@ -25,7 +29,7 @@ Result = TypeVar("Result")
 
 class Coalescer(Generic[Item, Result]):
     def __init__(
-        self, send: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]], *,
+        self, send: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException | asyncio.Future[Result]]]], *,
         in_flight_max: int = 1, batch_max: int = 500, queue_max: int = 20_000,
     ) -> None:
         assert 1 <= in_flight_max <= 64 and 1 <= batch_max <= 10_000 and batch_max <= queue_max
@@ -72,8 +76,22 @@ class Coalescer(Generic[Item, Result]):
                         continue
                     if isinstance(result, BaseException):
                         future.set_exception(result)
+                    elif isinstance(result, asyncio.Future):
+                        result.add_done_callback(functools.partial(_settle, future))
                     else:
                         future.set_result(result)
         finally:
             self._in_flight -= 1
             assert self._in_flight >= 0
+
+
+def _settle(target: asyncio.Future[Result], source: asyncio.Future[Result]) -> None:
+    """Hand a late result (or its exception, or its cancellation) to the caller's future."""
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif (error := source.exception()) is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(source.result())

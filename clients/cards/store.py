@@ -5,6 +5,7 @@ Only card state lives here; every ledger effect goes through the ledger API (the
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -24,6 +25,7 @@ from ledger_cards.model import Card, CardEvent, CardState, TransactionState
 Q = queries.load("cards")
 BATCH_ROWS_MAX = 1_000  # rows per batched statement of the real-time path
 RECORD_ATTEMPTS = 3
+REALTIME_LOCK_TIMEOUT_MS = 50
 
 
 def _int(value: str | None) -> int | None:
@@ -112,7 +114,8 @@ class AcceptedEvents:
 class CardStore:
     def __init__(self, database_url: str, workers: int = 16) -> None:
         """Connections: at most 12 synchronous, workers + 8 without fsync wait, workers // 2 + 4 for
-        intents (PostgreSQL's max_connections is shared with the ledger and everyone else)."""
+        intents, 4 for the real-time records (PostgreSQL's max_connections is shared with the ledger
+        and everyone else)."""
         assert 1 <= workers <= 40, workers
         # Every statement here is a key lookup or a keyed write. psycopg prepares a statement after a
         # few runs and PostgreSQL may then cache a generic plan built while a table was nearly empty:
@@ -132,16 +135,24 @@ class CardStore:
         # the two can never wait on each other.
         self.intent_pool = AsyncConnectionPool(database_url, min_size=1, max_size=workers // 2 + 4, open=False,
                                                timeout=10, kwargs=fast)
+        # The real-time path's batched records (record_authorizations): a lock wait past
+        # REALTIME_LOCK_TIMEOUT_MS sends the batch's rows alone instead.
+        realtime = {**fast, "options": f"{fast['options']} -c lock_timeout={REALTIME_LOCK_TIMEOUT_MS}"}
+        self.realtime_pool = AsyncConnectionPool(database_url, min_size=1, max_size=4, open=False, timeout=10,
+                                                 kwargs=realtime)
+        self._alone: set[asyncio.Future[bool]] = set()  # records sent alone, still running
 
     async def open(self) -> None:
         await self.pool.open(wait=True)
         await self.fast_pool.open(wait=True)
         await self.intent_pool.open(wait=True)
+        await self.realtime_pool.open(wait=True)
 
     async def close(self) -> None:
         await self.pool.close()
         await self.fast_pool.close()
         await self.intent_pool.close()
+        await self.realtime_pool.close()
 
     # -- program accounts and cards ---------------------------------------------------------------
 
@@ -211,29 +222,57 @@ class CardStore:
                 card_from_row(row[1:11]), row[11], _int(row[12]), row[13], row[14])
         return contexts
 
-    async def record_authorizations(self, records: Sequence[AuthorizationRecord]) -> list[bool]:
+    async def record_authorizations(
+        self, records: Sequence[AuthorizationRecord]
+    ) -> list[bool | asyncio.Future[bool]]:
         """Store each answer and its transaction's first state; False where the transaction row already
         existed (a webhook got there first, or an earlier record of the same token in this list).
-        Written without waiting for fsync: see docs/cards.md."""
+        Written without waiting for fsync: see docs/cards.md.
+
+        A batch must not wait behind one row: a webhook worker that is creating the same transaction
+        holds its row until its ledger calls return, and every answer of the batch would wait with
+        it. So the batch runs with a short lock timeout, and past it each row goes alone, its result a
+        future (see ledger_cards/coalescer.py): only the answer that shares the row waits for it, as
+        it would have without batching, and the next batch goes meanwhile."""
         assert 0 < len(records) <= BATCH_ROWS_MAX, len(records)
         first: dict[str, AuthorizationRecord] = {}
         for record in records:
             first.setdefault(record.token, record)
-        rows = json.dumps([_record_row(record) for record in first.values()], separators=(",", ":"))
-        for attempt in range(1, RECORD_ATTEMPTS + 1):
-            try:
-                async with self.fast_pool.connection() as conn:
-                    created = {row[0] for row in await (
-                        await conn.execute(Q["record_authorizations"], {"rows": rows})).fetchall()}
-                break
-            except psycopg.errors.DeadlockDetected:  # the same tokens recorded by another gateway at once
-                if attempt == RECORD_ATTEMPTS:
-                    raise
-        answered: list[bool] = []
+        rows = list(first.values())
+        try:
+            created = await self._record(self.realtime_pool, rows)
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+            alone = {row.token: self._record_alone(row) for row in rows}
+            return [alone.pop(record.token) if record.token in alone else False for record in records]
+        answered: list[bool | asyncio.Future[bool]] = []
         for record in records:  # only the first record of a token can have created its row
             answered.append(record.token in created)
             created.discard(record.token)
         return answered
+
+    def _record_alone(self, row: AuthorizationRecord) -> asyncio.Future[bool]:
+        """One row in its own statement, without the lock timeout: it waits for the row if it must."""
+
+        async def record() -> bool:
+            return row.token in await self._record(self.fast_pool, [row])
+
+        task = asyncio.ensure_future(record())
+        self._alone.add(task)
+        task.add_done_callback(self._alone.discard)
+        return task
+
+    async def _record(self, pool: AsyncConnectionPool, rows: list[AuthorizationRecord]) -> set[str]:
+        """The tokens of `rows` whose transaction row this statement created."""
+        payload = json.dumps([_record_row(record) for record in rows], separators=(",", ":"))
+        for attempt in range(1, RECORD_ATTEMPTS + 1):
+            try:
+                async with pool.connection() as conn:
+                    return {row[0] for row in await (
+                        await conn.execute(Q["record_authorizations"], {"rows": payload})).fetchall()}
+            except psycopg.errors.DeadlockDetected:  # the same tokens recorded by another gateway at once
+                if attempt == RECORD_ATTEMPTS or pool is self.realtime_pool:
+                    raise
+        raise AssertionError("unreachable")
 
     async def transaction_hold(self, token: str) -> str | None:
         async with self.pool.connection() as conn:
