@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ledger_server.ids import uuid_text
+
 
 def canonical_hash(operation: str, fields: dict[str, Any]) -> bytes:
     """SHA-256 of a canonical JSON rendering: key order and map order never change the hash."""
@@ -92,8 +94,8 @@ class CreateTransfer:
         return canonical_hash(
             self.operation,
             {
-                "debit": str(self.debit_account_id),
-                "credit": str(self.credit_account_id),
+                "debit": uuid_text(self.debit_account_id),
+                "credit": uuid_text(self.credit_account_id),
                 "amount": str(self.amount),
                 "asset": self.asset,
                 "pending": self.pending,

@@ -38,7 +38,7 @@ from ledger.v1 import ledger_pb2
 from ledger_server import commands as c
 from ledger_server import queries, rows, wire
 from ledger_server.errors import LedgerError, idempotency_key_reused, transient
-from ledger_server.ids import account_lock_key, new_uuid7
+from ledger_server.ids import account_lock_key, new_uuid7, uuid_text
 from ledger_server.metrics import Metrics
 from ledger_server.state_machine import BatchState, HoldState, TransferRecord
 
@@ -210,7 +210,7 @@ class PostingEngine:
         transfers: dict[uuid.UUID, TransferRecord] = {}
         if referenced:  # their accounts must be locked too: read them first (transfers are immutable)
             transfer_rows = conn.execute(Q["load_referenced_transfers"],
-                                         {"transfer_ids": _array_literal(referenced)})
+                                         {"transfer_ids": _uuid_array(referenced)})
             transfers = {row[0]: rows.transfer_record(row) for row in transfer_rows.fetchall()}
 
         account_ids = {a for cmd in commands for a in _accounts_of(cmd)}
@@ -226,10 +226,10 @@ class PostingEngine:
         # sync ends their implicit transaction, so the write transaction can choose its isolation.
         lock_started = time.perf_counter()
         lock_row = conn.execute(Q["lock_accounts"], {"keys": _array_literal(keys)})
-        account_rows = conn.execute(Q["load_accounts"], {"account_ids": _array_literal(sorted(account_ids))}) \
+        account_rows = conn.execute(Q["load_accounts"], {"account_ids": _uuid_array(sorted(account_ids))}) \
             if account_ids else None
-        hold_rows = conn.execute(Q["load_holds"], {"transfer_ids": _array_literal(hold_ids)}) if hold_ids else None
-        reversal_rows = conn.execute(Q["load_reversed_totals"], {"transfer_ids": _array_literal(reversible)}) \
+        hold_rows = conn.execute(Q["load_holds"], {"transfer_ids": _uuid_array(hold_ids)}) if hold_ids else None
+        reversal_rows = conn.execute(Q["load_reversed_totals"], {"transfer_ids": _uuid_array(reversible)}) \
             if reversible else None
         asset_rows = conn.execute(Q["load_assets"], {"codes": _text_array(unknown_assets)}) \
             if unknown_assets else None
@@ -404,7 +404,7 @@ def _write(conn: psycopg.Connection[Any], state: BatchState, loaded_versions: di
     if e.new_accounts:
         new = [state.accounts[i] for i in e.new_accounts]
         conn.execute(Q["insert_accounts"], {
-            "now": now, "ids": _array_literal(a.id for a in new), "assets": [a.asset for a in new],
+            "now": now, "ids": _uuid_array(a.id for a in new), "assets": [a.asset for a in new],
             "dmnec": [a.debits_must_not_exceed_credits for a in new],
             "cmned": [a.credits_must_not_exceed_debits for a in new],
             "metadata": [_json(a.metadata) for a in new],
@@ -421,20 +421,20 @@ def _write(conn: psycopg.Connection[Any], state: BatchState, loaded_versions: di
     params.update(_transfer_columns(e.transfers))
     params.update(_entry_columns(e.entries))
     params.update({
-        "h_ids": _array_literal(t.id for t in e.new_holds),
-        "h_debit_ids": _array_literal(t.debit_account_id for t in e.new_holds),
-        "h_credit_ids": _array_literal(t.credit_account_id for t in e.new_holds),
+        "h_ids": _uuid_array(t.id for t in e.new_holds),
+        "h_debit_ids": _uuid_array(t.debit_account_id for t in e.new_holds),
+        "h_credit_ids": _uuid_array(t.credit_account_id for t in e.new_holds),
         "h_amounts": _array_literal(final[t.id].amount for t in e.new_holds),
         "h_states": _array_literal(final[t.id].state for t in e.new_holds),
         "h_posted_amounts": _array_literal(final[t.id].posted_amount for t in e.new_holds),
-        "h_settled_by": _nullable_array(final[t.id].settled_by for t in e.new_holds),
+        "h_settled_by": _nullable_uuid_array(final[t.id].settled_by for t in e.new_holds),
         "h_expires_at": _time_array(t.expires_at for t in e.new_holds),
-        "c_ids": _array_literal(k for k, _ in changed),
+        "c_ids": _uuid_array(k for k, _ in changed),
         "c_states": _array_literal(h.state for _, h in changed),
         "c_posted_amounts": _array_literal(h.posted_amount for _, h in changed),
-        "c_settled_by": _nullable_array(h.settled_by for _, h in changed),
+        "c_settled_by": _nullable_uuid_array(h.settled_by for _, h in changed),
         "c_amounts": _array_literal(h.amount for _, h in changed),
-        "a_ids": _array_literal(a.id for a in dirty),
+        "a_ids": _uuid_array(a.id for a in dirty),
         "a_dp": _array_literal(a.debits_pending for a in dirty),
         "a_dpo": _array_literal(a.debits_posted for a in dirty),
         "a_cp": _array_literal(a.credits_pending for a in dirty),
@@ -448,7 +448,7 @@ def _write(conn: psycopg.Connection[Any], state: BatchState, loaded_versions: di
         "o_outcomes": _bytea_array(o.outcome.payload for _, o in e.outcomes),
         "o_callers": _text_array(o.caller for _, o in e.outcomes),
         "v_event_types": _array_literal(ev.event_type for ev in e.events),
-        "v_account_ids": _text_array(",".join(str(a) for a in ev.account_ids) for ev in e.events),
+        "v_account_ids": _text_array(",".join(map(uuid_text, ev.account_ids)) for ev in e.events),
         "v_payloads": _bytea_array(_event_bytes(ev, now, state.serialized_transfers) for ev in e.events),
     })
     assert set(params) == set(WRITE_EFFECTS_PARAMS), set(params) ^ set(WRITE_EFFECTS_PARAMS)
@@ -463,15 +463,15 @@ def _event_bytes(ev: Any, now: Any, serialized: dict[uuid.UUID, bytes]) -> bytes
 
 def _transfer_columns(transfers: list[TransferRecord]) -> dict[str, str]:
     return {
-        "t_ids": _array_literal(t.id for t in transfers),
+        "t_ids": _uuid_array(t.id for t in transfers),
         "t_request_ids": _text_array(t.request_id for t in transfers),
         "t_kinds": _array_literal(t.kind for t in transfers),
-        "t_debit_ids": _array_literal(t.debit_account_id for t in transfers),
-        "t_credit_ids": _array_literal(t.credit_account_id for t in transfers),
+        "t_debit_ids": _uuid_array(t.debit_account_id for t in transfers),
+        "t_credit_ids": _uuid_array(t.credit_account_id for t in transfers),
         "t_amounts": _array_literal(t.amount for t in transfers),
         "t_assets": _text_array(t.asset for t in transfers),
-        "t_pending_ids": _nullable_array(t.pending_id for t in transfers),
-        "t_reverses_ids": _nullable_array(t.reverses_transfer_id for t in transfers),
+        "t_pending_ids": _nullable_uuid_array(t.pending_id for t in transfers),
+        "t_reverses_ids": _nullable_uuid_array(t.reverses_transfer_id for t in transfers),
         "t_expires_at": _time_array(t.expires_at for t in transfers),
         "t_metadata": _text_array(_json(t.metadata) for t in transfers),
     }
@@ -485,7 +485,10 @@ def _entry_columns(entries: list[Any]) -> dict[str, str]:
     rows = [(x.transfer_id, x.account_id, x.side, x.kind, x.pending_change, x.posted_change, x.after.version,
              x.after.debits_pending, x.after.debits_posted, x.after.credits_pending, x.after.credits_posted)
             for x in entries]
-    return {name: _array_literal(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}
+    columns = zip(*rows, strict=True)
+    literals = {names[0]: _uuid_array(next(columns)), names[1]: _uuid_array(next(columns))}  # the two ids
+    literals.update((name, _array_literal(column)) for name, column in zip(names[2:], columns, strict=True))
+    return literals
 
 
 # -- small pure helpers --------------------------------------------------------------------------
@@ -532,9 +535,13 @@ def _array_literal(values: Iterable[object]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
-def _nullable_array(values: Iterable[object]) -> str:
-    """Like _array_literal, with None as NULL."""
-    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+def _uuid_array(values: Iterable[uuid.UUID]) -> str:
+    """`{a,b}` of uuids, their text remembered (ids.uuid_text)."""
+    return "{" + ",".join(map(uuid_text, values)) + "}"
+
+
+def _nullable_uuid_array(values: Iterable[uuid.UUID | None]) -> str:
+    return "{" + ",".join("NULL" if v is None else uuid_text(v) for v in values) + "}"
 
 
 def _text_array(values: Iterable[str | None]) -> str:

@@ -8,6 +8,7 @@ from google.protobuf import timestamp_pb2
 
 from ledger.v1 import events_pb2, ledger_pb2
 from ledger_server.amounts import format_amount
+from ledger_server.ids import uuid_text
 from ledger_server.state_machine import (
     HOLD,
     POSTED,
@@ -35,7 +36,7 @@ def timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
 
 def account(a: AccountState) -> ledger_pb2.Account:
     return ledger_pb2.Account(
-        id=str(a.id),
+        id=uuid_text(a.id),
         asset=a.asset,
         debits_pending=format_amount(a.debits_pending),
         debits_posted=format_amount(a.debits_posted),
@@ -57,18 +58,18 @@ def transfer(t: TransferRecord, hold_state: int | None = None) -> ledger_pb2.Tra
     """A transfer message; `hold_state` overrides the state of a hold (its current state)."""
     state = _STATE_OF_KIND[t.kind] if hold_state is None or t.kind != HOLD else hold_state
     message = ledger_pb2.Transfer(
-        id=str(t.id),
+        id=uuid_text(t.id),
         request_id=t.request_id,
-        debit_account_id=str(t.debit_account_id),
-        credit_account_id=str(t.credit_account_id),
+        debit_account_id=uuid_text(t.debit_account_id),
+        credit_account_id=uuid_text(t.credit_account_id),
         amount=format_amount(t.amount),
         asset=t.asset,
         state=state,  # type: ignore[arg-type]
-        pending_id="" if t.pending_id is None else str(t.pending_id),
+        pending_id="" if t.pending_id is None else uuid_text(t.pending_id),
         created_at=timestamp(t.created_at),
         metadata=t.metadata,
         kind=t.kind,  # type: ignore[arg-type]
-        reverses_transfer_id="" if t.reverses_transfer_id is None else str(t.reverses_transfer_id),
+        reverses_transfer_id="" if t.reverses_transfer_id is None else uuid_text(t.reverses_transfer_id),
     )
     if t.expires_at is not None:
         message.expires_at.CopyFrom(timestamp(t.expires_at))
@@ -81,7 +82,7 @@ def event(e: Event, occurred_at: dt.datetime, transfer_bytes: bytes | None = Non
     message = events_pb2.LedgerEvent(
         type=e.event_type,  # type: ignore[arg-type]
         occurred_at=timestamp(occurred_at),
-        account_ids=[str(i) for i in e.account_ids],
+        account_ids=[uuid_text(i) for i in e.account_ids],
     )
     subject = e.subject
     if isinstance(subject, AccountState):
