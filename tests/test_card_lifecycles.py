@@ -133,6 +133,7 @@ def test_concurrent_authorizations_share_round_trips_and_each_gets_its_own_answe
             + [(rich.token, 777, retried)] * 8)
     random.Random(7).shuffle(asks)
     barrier = threading.Barrier(len(asks))
+    before = processor.http.get("/healthz").json()["realtime_round_trips"]
 
     def ask(card_token: str, amount: int, token: str | None) -> dict[str, Any]:
         client = Processor(processor.gateway)
@@ -162,6 +163,9 @@ def test_concurrent_authorizations_share_round_trips_and_each_gets_its_own_answe
     assert rich.wallet_balances() == (rich_held, 0, 0, 1_000_000)
     assert poor.wallet_balances() == (800, 0, 0, 1_000)
     assert frozen.wallet_balances() == (0, 0, 0, 10_000)
+    after = processor.http.get("/healthz").json()["realtime_round_trips"]
+    lookups = {k: after["lookups"][k] - before["lookups"][k] for k in ("sends", "items")}
+    assert lookups["items"] == len(asks) and lookups["sends"] < lookups["items"], lookups  # shared round trips
 
 
 def test_a_row_locked_by_a_webhook_worker_delays_only_its_own_answer(

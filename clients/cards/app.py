@@ -74,6 +74,9 @@ class ReplayGuard:
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._checks: Coalescer[str, bool] = Coalescer(self._first_times, batch_max=REPLAY_BATCH_MAX)
 
+    def stats(self) -> dict[str, int]:
+        return self._checks.stats()
+
     async def first_time(self, message_id: str, timestamp: int) -> bool:
         return await self._checks.submit(f"card:replay:{message_id}:{timestamp}")
 
@@ -394,7 +397,9 @@ async def health(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     return JSONResponse({"status": "ok", "unapplied_events": await gateway.store.unapplied_count(),
                          "applied_events": gateway.applier.applied,
-                         "applier_seconds": {k: round(v, 3) for k, v in gateway.applier.seconds.items()}})
+                         "applier_seconds": {k: round(v, 3) for k, v in gateway.applier.seconds.items()},
+                         "realtime_round_trips": {**gateway.authorizer.round_trips(),
+                                                  "replay_checks": gateway.replays.stats()}})
 
 
 def build_app(gateway: Gateway) -> RealTimeRoute:

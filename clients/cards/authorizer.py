@@ -93,6 +93,10 @@ class Authorizer:
         self._records: Coalescer[AuthorizationRecord, bool] = Coalescer(
             store.record_authorizations, batch_max=BATCH_ROWS_MAX)
 
+    def round_trips(self) -> dict[str, dict[str, int]]:
+        """How the real-time path's round trips were shared: per kind, sends and items (/healthz)."""
+        return {"lookups": self._contexts.stats(), "holds": self._holds.stats(), "records": self._records.stats()}
+
     async def authorize(self, request: AuthorizationRequest) -> Decision:
         """The answer to the processor, within the budget."""
         task = asyncio.ensure_future(self._decide(request))

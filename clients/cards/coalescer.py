@@ -40,7 +40,11 @@ class Coalescer(Generic[Item, Result]):
         self._in_flight = 0
         self._queue: deque[tuple[Item, asyncio.Future[Result]]] = deque()
         self._tasks: set[asyncio.Future[None]] = set()
-        self.sends = 0  # batches sent (tests and metrics: items / sends is the mean batch)
+        self.sends = 0  # batches sent and items in them: items / sends is the mean batch (/healthz)
+        self.items = 0
+
+    def stats(self) -> dict[str, int]:
+        return {"sends": self.sends, "items": self.items, "queued": len(self._queue)}
 
     async def submit(self, item: Item) -> Result:
         """This item's result, or the exception `send` gave it (or raised for its whole batch)."""
@@ -59,6 +63,7 @@ class Coalescer(Generic[Item, Result]):
             while self._queue:
                 batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
                 self.sends += 1
+                self.items += len(batch)
                 try:
                     results = await self._send([item for item, _ in batch])
                 except Exception as error:  # the whole send failed: every item of it gets the error

@@ -21,6 +21,9 @@ class HoldBatcher:
         self._holds: Coalescer[NewTransfer, Transfer] = Coalescer(
             self._send, in_flight_max=in_flight_max, batch_max=BATCH_MAX, queue_max=QUEUE_MAX)
 
+    def stats(self) -> dict[str, int]:
+        return self._holds.stats()
+
     async def place(self, hold: NewTransfer) -> Transfer:
         """The hold's transfer, or the typed error the ledger gave this item."""
         assert hold.pending and hold.request_id is not None, hold
