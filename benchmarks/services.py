@@ -95,17 +95,33 @@ class Service:
         return self
 
     def wait_ready(self) -> Service:
+        """Until it serves calls and every process serves its metrics: with several processes the
+        port answers as soon as the first is up, and a phase scraping at once found the others'
+        metrics endpoints not listening yet."""
         assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         with grpc.insecure_channel(self.target) as channel:
             while True:
                 try:
                     grpc.channel_ready_future(channel).result(timeout=0.5)
-                    return self
+                    break
                 except grpc.FutureTimeoutError:
-                    if self.process.poll() is not None or time.monotonic() > deadline:
-                        tail = self.log_path.read_text()[-3000:] if self.log_path else ""
-                        raise RuntimeError(f"{self.name} did not start:\n{tail}") from None
+                    self._check_alive(deadline)
+        for port in self.metrics_ports:
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    self._check_alive(deadline)
+                    time.sleep(0.05)
+        return self
+
+    def _check_alive(self, deadline: float) -> None:
+        assert self.process is not None
+        if self.process.poll() is not None or time.monotonic() > deadline:
+            tail = self.log_path.read_text()[-3000:] if self.log_path else ""
+            raise RuntimeError(f"{self.name} did not start:\n{tail}")
 
     @property
     def pid(self) -> int:
