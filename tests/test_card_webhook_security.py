@@ -4,10 +4,13 @@ misses its budget answers the configured default and a late hold is voided (no m
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import psycopg
 import pytest
 
@@ -86,6 +89,28 @@ def test_forged_stale_tampered_and_replayed_webhooks_are_refused(
     assert response.json() == {"accepted": 0, "duplicates": 1, "conflicts": []}
     processor.wait_applied()
     assert ledger.get_account(account_id=wallet) == after
+
+
+def test_the_same_signed_request_sent_at_once_is_answered_once(ledger: LedgerClient, processor: Processor) -> None:
+    """Replay checks of concurrent requests share one Redis call: copies inside one batch must still
+    be caught, all but the first."""
+    wallet = open_cardholder(ledger, "USD", 10_000)
+    card = processor.issue_card(wallet)["card_token"]
+    payload = {"token": "auth_" + uuid.uuid4().hex, "card_token": card, "amount": 700, "currency": "USD",
+               "created": now_rfc3339()}
+    body = json.dumps(payload).encode()
+    headers = signed_headers(processor.gateway.secret, "msg_" + uuid.uuid4().hex, body)
+    barrier = threading.Barrier(8)
+
+    def send(_: int) -> int:
+        with httpx.Client(base_url=processor.gateway.url, timeout=10) as http:
+            barrier.wait(timeout=10)
+            return http.post("/v1/authorizations", content=body, headers=headers).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(send, range(8)))
+    assert statuses == [200] + [409] * 7
+    assert ledger.get_account(account_id=wallet).debits_pending == 700
 
 
 def test_forged_and_malformed_authorizations_hold_nothing(ledger: LedgerClient, processor: Processor) -> None:
