@@ -529,8 +529,8 @@ def _assets_of(cmd: c.Job) -> tuple[str, ...]:
 
 
 def _array_literal(values: Iterable[object]) -> str:
-    """`{a,b}`: a PostgreSQL array literal of integers or uuids (no element may be None), whose
-    text forms never need quoting. One join in place of psycopg's per-element adaptation of a list,
+    """`{a,b}`: a PostgreSQL array literal of integers (no element may be None; uuids go through
+    _uuid_array), whose text forms never need quoting. One join in place of psycopg's per-element adaptation of a list,
     which took a quarter of the writer's time on large batches (see benchmarks/README.md)."""
     return "{" + ",".join(map(str, values)) + "}"
 
