@@ -27,16 +27,17 @@ import asyncio
 import os
 import queue
 import signal
-import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
 import grpc
 
 from ledger.v1 import ledger_pb2, ledger_pb2_grpc
+from ledger_server.process_supervisor import PROCESSES_MAX, ChildContext, supervise
 from ledger_server.server import MESSAGE_BYTES_MAX, ServerConfig
 
 QUEUE_MAX = 10_000
@@ -131,7 +132,8 @@ class AsyncEmptyLedger(ledger_pb2_grpc.LedgerServicer):
         return ledger_pb2.Transfer()
 
 
-async def serve_aio(listen: str, writer: HandoffWriter | None, reuse_port: bool) -> int:
+async def serve_aio(listen: str, writer: HandoffWriter | None, reuse_port: bool,
+                    on_serving: Callable[[], None], stop: threading.Event) -> int:
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
         ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
@@ -143,13 +145,48 @@ async def serve_aio(listen: str, writer: HandoffWriter | None, reuse_port: bool)
         return 1
     await server.start()
     print(f"echo (aio) listening on {listen}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    on_serving()
+    await asyncio.to_thread(stop.wait)
     await server.stop(1)
     return 0
+
+
+def serve_sync(listen: str, writer: HandoffWriter | None, reuse_port: bool,
+               on_serving: Callable[[], None], stop: threading.Event) -> int:
+    defaults = ServerConfig(listen=listen, database_url="")
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=defaults.worker_threads, thread_name_prefix="rpc"),
+        maximum_concurrent_rpcs=defaults.max_concurrent_rpcs,
+        options=[
+            ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
+            ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
+            ("grpc.so_reuseport", int(reuse_port)),
+        ],
+    )
+    ledger_pb2_grpc.add_LedgerServicer_to_server(EmptyLedger(writer), server)
+    if server.add_insecure_port(listen) == 0:
+        print(f"cannot listen on {listen}", file=sys.stderr)
+        return 1
+    server.start()
+    print(f"echo listening on {listen}", flush=True)
+    on_serving()
+    stop.wait()
+    server.stop(1).wait()
+    return 0
+
+
+def serve(listen: str, handoff_us: int, aio: bool, reuse_port: bool, on_serving: Callable[[], None],
+          stop: threading.Event) -> int:
+    writer = HandoffWriter(handoff_us) if handoff_us else None
+    if aio:
+        return asyncio.run(serve_aio(listen, writer, reuse_port, on_serving, stop))
+    return serve_sync(listen, writer, reuse_port, on_serving, stop)
+
+
+def _serve_one(context: ChildContext, listen: str, handoff_us: int, aio: bool) -> None:
+    """One of `--processes N`, supervised like the processes of `ledger-server --processes N`."""
+    if serve(listen, handoff_us, aio, True, context.serving, context.stop) != 0:
+        raise SystemExit(1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,54 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--handoff-us", type=int, default=int(os.environ.get("ECHO_HANDOFF_US", "0")),
                         help="hand CreateTransfer to a writer thread that pauses this long per batch (0: off)")
     parser.add_argument("--processes", type=int, default=1, help="servers sharing the port")
-    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for the children
     args = parser.parse_args(argv)
-    assert 0 <= args.handoff_us <= 1_000_000 and 1 <= args.processes <= 32
+    assert 0 <= args.handoff_us <= 1_000_000 and 1 <= args.processes <= PROCESSES_MAX
     if args.processes > 1:
-        return _serve_processes(args)
-    writer = HandoffWriter(args.handoff_us) if args.handoff_us else None
-    if args.aio:
-        return asyncio.run(serve_aio(args.listen, writer, args.reuse_port))
-    defaults = ServerConfig(listen=args.listen, database_url="")
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=defaults.worker_threads, thread_name_prefix="rpc"),
-        maximum_concurrent_rpcs=defaults.max_concurrent_rpcs,
-        options=[
-            ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
-            ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
-            ("grpc.so_reuseport", int(args.reuse_port)),
-        ],
-    )
-    ledger_pb2_grpc.add_LedgerServicer_to_server(EmptyLedger(writer), server)
-    if server.add_insecure_port(args.listen) == 0:
-        print(f"cannot listen on {args.listen}", file=sys.stderr)
-        return 1
-    server.start()
-    print(f"echo listening on {args.listen}", flush=True)
+        return supervise("echo", _serve_one, [(args.listen, args.handoff_us, args.aio)] * args.processes,
+                         grace_s=1.0, log_level="WARNING")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
-    server.stop(1).wait()
-    return 0
-
-
-def _serve_processes(args: argparse.Namespace) -> int:
-    """N single-process servers on one port; this process only waits and stops them."""
-    argv = [sys.executable, "-m", "benchmarks.echo_server", "--listen", args.listen, "--reuse-port",
-            "--handoff-us", str(args.handoff_us), *(["--aio"] if args.aio else [])]
-    children = [subprocess.Popen(argv) for _ in range(args.processes)]
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        if any(child.poll() is not None for child in children):
-            break
-    for child in children:
-        child.terminate()
-    for child in children:
-        child.wait(timeout=10)
-    return 0 if stop.is_set() else 1
+    return serve(args.listen, args.handoff_us, args.aio, False, lambda: None, stop)
 
 
 if __name__ == "__main__":

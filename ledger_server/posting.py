@@ -530,8 +530,9 @@ def _assets_of(cmd: c.Job) -> tuple[str, ...]:
 
 def _array_literal(values: Iterable[object]) -> str:
     """`{a,b}`: a PostgreSQL array literal of integers (no element may be None; uuids go through
-    _uuid_array), whose text forms never need quoting. One join in place of psycopg's per-element adaptation of a list,
-    which took a quarter of the writer's time on large batches (see benchmarks/README.md)."""
+    _uuid_array), whose text forms never need quoting. One join in place of psycopg's per-element
+    adaptation of a list, which took a quarter of the writer's time on large batches (see
+    benchmarks/README.md)."""
     return "{" + ",".join(map(str, values)) + "}"
 
 
@@ -541,6 +542,7 @@ def _uuid_array(values: Iterable[uuid.UUID]) -> str:
 
 
 def _nullable_uuid_array(values: Iterable[uuid.UUID | None]) -> str:
+    """Like _uuid_array, with None as NULL."""
     return "{" + ",".join("NULL" if v is None else uuid_text(v) for v in values) + "}"
 
 

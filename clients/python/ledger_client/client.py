@@ -70,8 +70,7 @@ class LedgerClient:
         self._owns_channel = channel is None
         self._channels = [settings.open(i) for i in range(settings.connections)] if channel is None else [channel]
         self._channel = self._channels[0]
-        self._stubs = [_make_stub(c) for c in self._channels]
-        self._turn = itertools.cycle(range(len(self._stubs)))
+        self._turn = itertools.cycle([_make_stub(c) for c in self._channels])  # the connections in turn
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> LedgerClient:
@@ -93,7 +92,7 @@ class LedgerClient:
 
     def _invoke(self, method: str, request: pb_message.Message, response_type: type[M], deadline: float) -> M:
         """Send `request` until it succeeds, fails for good, or attempts / deadline run out."""
-        multicallable = getattr(self._stubs[next(self._turn)], method)  # the connections in turn
+        multicallable = getattr(next(self._turn), method)
         request_id = request_id_of(request)
         self._core.check_size(request)
         attempt = 0
