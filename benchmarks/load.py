@@ -31,6 +31,7 @@ from benchmarks import auth
 from benchmarks.naive_ledger import NaiveClient
 from benchmarks.workloads import Accounts, Call, Session, new_session
 from ledger.v1 import ledger_pb2_grpc
+from ledger_server.gc_pauses import freeze_startup_heap
 
 CALL_TIMEOUT_S = 30.0
 OPEN_LOOP_OUTSTANDING_MAX = 4000  # past this many unanswered calls the sender waits (still charged)
@@ -125,6 +126,7 @@ def _transfers_in(call: Call, response: Any) -> int:
 def worker_main(conn: multiprocessing.connection.Connection, index: int, workers: int) -> None:
     """Serve phases until told to stop (None); one channel per gRPC target, kept across phases."""
     channels: dict[str, grpc.Channel] = {}
+    freeze_startup_heap()  # a load process's own collector pauses would count as the server's latency
     try:
         while True:
             spec = conn.recv()

@@ -17,6 +17,7 @@ from ledger_server import replicas
 from ledger_server.access.callers import provision_admin_key
 from ledger_server.events.component import EventsConfig
 from ledger_server.events.webhooks import config as webhooks_config
+from ledger_server.gc_pauses import freeze_startup_heap
 from ledger_server.migrate import migrate
 from ledger_server.server import LedgerServer, ServerConfig
 
@@ -116,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if embedded is not None:
                 embedded.stop()
     server = LedgerServer(config).start()
+    freeze_startup_heap()
     print(f"ledger listening on {server.target}", flush=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

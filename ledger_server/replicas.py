@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ledger_server.gc_pauses import freeze_startup_heap
 from ledger_server.process_supervisor import PROCESSES_MAX, ChildContext, supervise
 from ledger_server.server import LedgerServer, ServerConfig
 
@@ -31,6 +32,7 @@ def child_config(config: ServerConfig, index: int) -> ServerConfig:
 
 def _serve_one(context: ChildContext, config: ServerConfig, grace_s: float) -> None:
     server = LedgerServer(config).start()
+    freeze_startup_heap()
     context.serving()
     context.stop.wait()
     server.stop(grace_s)

@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING, Any
 from ledger_cards.authorizer import APPROVED, DECLINED, AuthorizerConfig
 from ledger_cards.lifecycle import LifecycleConfig
 from ledger_cards.signatures import new_secret
+from ledger_server.gc_pauses import freeze_startup_heap
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from ledger_cards.app import GatewayConfig
     from ledger_server.process_supervisor import ChildContext
 
@@ -149,7 +152,7 @@ def serve(args: argparse.Namespace) -> int:
         listening = socket.create_server((host or "127.0.0.1", int(port)), backlog=2048)
         return supervise("card-gateway", _serve_on_socket, [(config, listening, args.log_level)] * args.processes,
                          GRACE_S, args.log_level.upper())
-    server = uvicorn.Server(uvicorn.Config(
+    server = _ready_server(uvicorn.Config(
         build_app(Gateway(config)), host=host or "127.0.0.1", port=int(port), **_uvicorn_options(args.log_level),
     ))
     server.run()
@@ -165,13 +168,23 @@ def _uvicorn_options(log_level: str) -> dict[str, Any]:
             "timeout_graceful_shutdown": GRACE_S}
 
 
+def _ready_server(config: uvicorn.Config) -> uvicorn.Server:
+    """The server with everything it imports loaded now (the protocol classes, the event loop), so
+    the startup heap is frozen whole before the first request (ledger_server/gc_pauses.py)."""
+    import uvicorn
+
+    config.load()
+    freeze_startup_heap()
+    return uvicorn.Server(config)
+
+
 def _serve_on_socket(context: ChildContext, config: GatewayConfig, listening: socket.socket, log_level: str) -> None:
     """One of `serve --processes N`: uvicorn on the shared socket; it handles SIGTERM itself (drain)."""
     import uvicorn
 
     from ledger_cards.app import Gateway, build_app
 
-    server = uvicorn.Server(uvicorn.Config(build_app(Gateway(config)), **_uvicorn_options(log_level)))
+    server = _ready_server(uvicorn.Config(build_app(Gateway(config)), **_uvicorn_options(log_level)))
 
     def report_serving() -> None:
         while not server.started and not server.should_exit:
