@@ -92,8 +92,8 @@ def test_forged_stale_tampered_and_replayed_webhooks_are_refused(
 
 
 def test_the_same_signed_request_sent_at_once_is_answered_once(ledger: LedgerClient, processor: Processor) -> None:
-    """Replay checks of concurrent requests share one Redis call: copies inside one batch must still
-    be caught, all but the first."""
+    """Replay checks of concurrent authorizations share one statement with their card lookups:
+    copies inside one batch must still be caught, all but the first."""
     wallet = open_cardholder(ledger, "USD", 10_000)
     card = processor.issue_card(wallet)["card_token"]
     payload = {"token": "auth_" + uuid.uuid4().hex, "card_token": card, "amount": 700, "currency": "USD",
@@ -111,6 +111,61 @@ def test_the_same_signed_request_sent_at_once_is_answered_once(ledger: LedgerCli
         statuses = sorted(pool.map(send, range(8)))
     assert statuses == [200] + [409] * 7
     assert ledger.get_account(account_id=wallet).debits_pending == 700
+
+
+def test_a_replay_is_refused_by_another_replica_and_after_a_restart_without_redis(
+    ledger_server: LedgerServer, database_url: str, ledger: LedgerClient, processor: Processor
+) -> None:
+    """The record of received messages is in PostgreSQL (card_seen_messages), shared by every
+    gateway replica and kept across restarts: no Redis is needed to refuse a replay."""
+    wallet = open_cardholder(ledger, "USD", 10_000)
+    card = processor.issue_card(wallet)["card_token"]
+    payload = {"token": "auth_" + uuid.uuid4().hex, "card_token": card, "amount": 300, "currency": "USD",
+               "created": now_rfc3339()}
+    body = json.dumps(payload).encode()
+    headers = signed_headers(processor.gateway.secret, "msg_" + uuid.uuid4().hex, body)
+    clearing = json.dumps({"events": [event("clearing", payload["token"], card, 300, final=True)]}).encode()
+    clearing_headers = signed_headers(processor.gateway.secret, "msg_" + uuid.uuid4().hex, clearing)
+    assert processor.http.post("/v1/authorizations", content=body, headers=headers).status_code == 200
+    assert processor.http.post("/v1/events", content=clearing, headers=clearing_headers).status_code == 200
+    processor.wait_applied()
+    settled = ledger.get_account(account_id=wallet)
+    assert (settled.debits_pending, settled.debits_posted) == (0, 300)
+    for _ in range(2):  # a second replica without Redis; then the same one restarted
+        replica = GatewayProcess(database_url, ledger_server.target, secret=processor.gateway.secret).start()
+        try:
+            with httpx.Client(base_url=replica.url, timeout=10) as http:
+                again = http.post("/v1/authorizations", content=body, headers=headers)
+                assert (again.status_code, again.json()["error"]) == (409, "replayed")
+                again = http.post("/v1/events", content=clearing, headers=clearing_headers)
+                assert (again.status_code, again.json()["error"]) == (409, "replayed")
+        finally:
+            replica.stop()
+    assert ledger.get_account(account_id=wallet) == settled
+
+
+def test_expired_replay_records_are_deleted_and_live_ones_kept(
+    ledger_server: LedgerServer, database_url: str, processor: Processor
+) -> None:
+    """card_seen_messages stays bounded: a gateway deletes rows past their window when it starts and
+    once a minute after, and keeps the rest."""
+    expired, live = "msg_expired_" + uuid.uuid4().hex, "msg_live_" + uuid.uuid4().hex
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO card_seen_messages VALUES (%s, now() - interval '1 second'), "
+                     "(%s, now() + interval '10 minutes')", (expired, live))
+    replica = GatewayProcess(database_url, ledger_server.target, secret=processor.gateway.secret).start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with psycopg.connect(database_url) as conn:
+                rows = conn.execute("SELECT message_key FROM card_seen_messages WHERE message_key IN (%s, %s)",
+                                    (expired, live)).fetchall()
+            if rows == [(live,)] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert rows == [(live,)]
+    finally:
+        replica.stop()
 
 
 def test_forged_and_malformed_authorizations_hold_nothing(ledger: LedgerClient, processor: Processor) -> None:

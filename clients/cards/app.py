@@ -13,13 +13,10 @@ import hmac
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,11 +25,11 @@ from starlette.types import Receive, Scope, Send
 
 from ledger_cards import schema
 from ledger_cards.applier import EventApplier
-from ledger_cards.authorizer import Authorizer, AuthorizerConfig
+from ledger_cards.authorizer import Authorizer, AuthorizerConfig, ReplayedRequestError
 from ledger_cards.coalescer import Coalescer
 from ledger_cards.model import Card, CardState
 from ledger_cards.program import Programs
-from ledger_cards.signatures import SignatureError, SignatureVerifier
+from ledger_cards.signatures import SignatureError, SignatureVerifier, VerifiedRequest
 from ledger_cards.spend_limits import SpendLimits
 from ledger_cards.store import CardStore
 from ledger_client import AsyncLedgerClient, ChannelSettings, LedgerError
@@ -40,17 +37,8 @@ from ledger_client.errors import NotFound
 
 log = logging.getLogger(__name__)
 
-REPLAY_MEMORY_MAX = 100_000
 REPLAY_BATCH_MAX = 500
-# Each key set now (1: first time) or already there (0: a replay), for a batch of replay checks;
-# a key repeated within the batch is a replay from its second time on.
-FIRST_TIMES = """
-local first = {}
-for i, key in ipairs(KEYS) do
-  first[i] = redis.call('SET', key, 1, 'NX', 'EX', ARGV[1]) and 1 or 0
-end
-return first
-"""
+SEEN_SWEEP_INTERVAL_S = 60.0
 AUTHORIZATIONS_PATH = "/v1/authorizations"
 
 
@@ -72,42 +60,26 @@ class GatewayConfig:
         assert len(self.admin_key) >= 16, "the admin key must have at least 16 characters"
 
 
-class ReplayGuard:
-    """Refuses a signed request seen before (same id and timestamp): Redis across replicas, and a
-    bounded in-process memory when Redis is unreachable. A processor retry carries a new timestamp.
-    Concurrent checks share one Redis command (FIRST_TIMES: one script call for the whole batch cost
-    the gateway 300-410 µs of CPU against 500-1,000 for a pipeline of 3-10 SET NX)."""
+def message_key(verified: VerifiedRequest) -> str:
+    """A signed request's identity for replay checks: its message id and signature timestamp (a
+    processor's retry carries a new timestamp, so it is not a replay)."""
+    return f"{verified.message_id}:{verified.timestamp}"
 
-    def __init__(self, redis: aioredis.Redis | None, ttl_s: int) -> None:
-        self._script = redis.register_script(FIRST_TIMES) if redis is not None else None
-        self._ttl_s = ttl_s
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._checks: Coalescer[str, bool] = Coalescer(self._first_times, batch_max=REPLAY_BATCH_MAX)
+
+class ReplayGuard:
+    """Refuses a signed request received before (card_seen_messages, shared by every gateway
+    replica). The authorization endpoint marks its message in its card lookup instead (one round
+    trip, store.authorization_contexts); this is the event endpoint's check. Concurrent checks
+    share one statement."""
+
+    def __init__(self, store: CardStore) -> None:
+        self._checks: Coalescer[str, bool] = Coalescer(store.mark_seen_messages, batch_max=REPLAY_BATCH_MAX)
 
     def stats(self) -> dict[str, int]:
         return self._checks.stats()
 
-    async def first_time(self, message_id: str, timestamp: int) -> bool:
-        return await self._checks.submit(f"card:replay:{message_id}:{timestamp}")
-
-    async def _first_times(self, keys: list[str]) -> list[bool]:
-        if self._script is not None:
-            try:
-                answers = await self._script(keys=keys, args=[self._ttl_s])
-                assert len(answers) == len(keys), (len(answers), len(keys))
-                return [answer == 1 for answer in answers]
-            except RedisError as error:
-                log.warning("replay guard: Redis unavailable (%s); using process memory", error)
-        return [self._first_time_in_memory(key) for key in keys]
-
-    def _first_time_in_memory(self, key: str) -> bool:
-        now = time.monotonic()
-        while self._seen and (len(self._seen) >= REPLAY_MEMORY_MAX or next(iter(self._seen.values())) < now):
-            self._seen.popitem(last=False)
-        if key in self._seen:
-            return False
-        self._seen[key] = now + self._ttl_s
-        return True
+    async def first_time(self, verified: VerifiedRequest) -> bool:
+        return await self._checks.submit(message_key(verified))
 
 
 class Gateway:
@@ -115,14 +87,15 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.store = CardStore(config.database_url, config.workers)
+        self.store = CardStore(config.database_url, config.workers,
+                               seen_ttl_s=2 * config.signature_tolerance_s + 60)
         settings = ChannelSettings(target=config.ledger_target, token=config.ledger_api_key,
                                    connections=config.ledger_connections)
         self._settings = settings
         self.ledger: AsyncLedgerClient | None = None
         self.verifier = SignatureVerifier(config.webhook_secrets, config.signature_tolerance_s)
-        self.redis = aioredis.from_url(config.redis_url, socket_timeout=0.05) if config.redis_url else None
-        self.replays = ReplayGuard(self.redis, 2 * config.signature_tolerance_s + 60)
+        self.replays = ReplayGuard(self.store)
+        self._sweeper: asyncio.Task[None] | None = None
         self.limits = SpendLimits(config.redis_url, self.store)
 
     async def open(self) -> None:
@@ -133,15 +106,27 @@ class Gateway:
         self.applier = EventApplier(self.store, self.ledger, self.programs, self.config.authorizer.lifecycle,
                                     self.config.workers)
         self.applier.start()
+        self._sweeper = asyncio.ensure_future(self._sweep_seen_messages())
+
+    async def _sweep_seen_messages(self) -> None:
+        """Delete expired replay-check rows, once a minute, for as long as the gateway runs."""
+        while True:
+            try:
+                await self.store.delete_expired_seen_messages()
+            except Exception:
+                log.exception("deleting expired seen messages failed; next try in a minute")
+            await asyncio.sleep(SEEN_SWEEP_INTERVAL_S)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         await self.applier.stop()
         await self.authorizer.drain()
         assert self.ledger is not None
         await self.ledger.close()
         await self.limits.close()
-        if self.redis is not None:
-            await self.redis.aclose()
         await self.store.close()
 
     async def wait_until_applied(self, timeout_s: float = 60.0) -> None:
@@ -167,21 +152,31 @@ async def _refused(gateway: Gateway, headers: Mapping[str, str], body: bytes) ->
         verified = gateway.verifier.verify(headers, body)
     except SignatureError as error:
         return _refusal(401, error.reason, str(error))
-    if not await gateway.replays.first_time(verified.message_id, verified.timestamp):
-        return _refusal(409, "replayed", "this signed request was already received")
+    if not await gateway.replays.first_time(verified):
+        return _replayed()
     return None
 
 
+def _replayed() -> tuple[int, dict[str, Any]]:
+    return _refusal(409, "replayed", "this signed request was already received")
+
+
 async def answer_authorization(gateway: Gateway, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-    """The processor's real-time question: approve, partially approve or decline."""
-    refused = await _refused(gateway, headers, body)
-    if refused is not None:
-        return refused
+    """The processor's real-time question: approve, partially approve or decline. The signature is
+    checked first; whether the request is a replay is learnt with its card (one round trip), and a
+    replay decides nothing."""
+    try:
+        verified = gateway.verifier.verify(headers, body)
+    except SignatureError as error:
+        return _refusal(401, error.reason, str(error))
     try:
         asked = schema.authorization_request(schema.load_json(body))
     except schema.SchemaError as error:
         return _refusal(400, "invalid_request", str(error))
-    decision = await gateway.authorizer.authorize(asked)
+    try:
+        decision = await gateway.authorizer.authorize(asked, message_key(verified))
+    except ReplayedRequestError:
+        return _replayed()
     return 200, decision.to_json()
 
 

@@ -22,7 +22,13 @@ from ledger_cards.lifecycle import LifecycleConfig, authorization_hold, hold_req
 from ledger_cards.model import AuthorizationRequest, Card, CardState, TransactionState
 from ledger_cards.program import Programs
 from ledger_cards.spend_limits import SpendLimits
-from ledger_cards.store import BATCH_ROWS_MAX, AuthorizationContext, AuthorizationRecord, CardStore
+from ledger_cards.store import (
+    BATCH_ROWS_MAX,
+    AuthorizationContext,
+    AuthorizationLookup,
+    AuthorizationRecord,
+    CardStore,
+)
 from ledger_client import (
     AsyncLedgerClient,
     IdempotencyKeyReused,
@@ -49,6 +55,10 @@ class AuthorizerConfig:
     def __post_init__(self) -> None:
         assert 10 <= self.budget_ms <= 5_000, self.budget_ms
         assert self.timeout_decision in (APPROVED, DECLINED), self.timeout_decision
+
+
+class ReplayedRequestError(Exception):
+    """This signed request was received before (same message id and timestamp): refused, 409."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +98,7 @@ class Authorizer:
         self.config = config
         self._background: set[asyncio.Task[None]] = set()
         self._holds = HoldBatcher(ledger)
-        self._contexts: Coalescer[tuple[str, str], AuthorizationContext | None] = Coalescer(
+        self._contexts: Coalescer[AuthorizationLookup, AuthorizationContext] = Coalescer(
             store.authorization_contexts, batch_max=BATCH_ROWS_MAX)
         self._records: Coalescer[AuthorizationRecord, bool] = Coalescer(
             store.record_authorizations, batch_max=BATCH_ROWS_MAX)
@@ -97,11 +107,14 @@ class Authorizer:
         """How the real-time path's round trips were shared: per kind, sends and items (/healthz)."""
         return {"lookups": self._contexts.stats(), "holds": self._holds.stats(), "records": self._records.stats()}
 
-    async def authorize(self, request: AuthorizationRequest) -> Decision:
-        """The answer to the processor, within the budget."""
-        task = asyncio.ensure_future(self._decide(request))
+    async def authorize(self, request: AuthorizationRequest, message_key: str) -> Decision:
+        """The answer to the processor, within the budget. `message_key` names the signed request
+        (message id and timestamp): received before, it raises ReplayedRequestError and decides nothing."""
+        task = asyncio.ensure_future(self._decide(request, message_key))
         try:
             outcome = await asyncio.wait_for(asyncio.shield(task), self.config.budget_ms / 1000)
+        except ReplayedRequestError:
+            raise
         except TimeoutError:
             answer = self._default(request)
             log.warning("authorization %s: no decision within %d ms, answered %s",
@@ -136,11 +149,13 @@ class Authorizer:
             return Decision(request.token, APPROVED, request.amount, None, None, timed_out=True)
         return Decision(request.token, DECLINED, 0, "TIMEOUT", None, timed_out=True)
 
-    async def _decide(self, request: AuthorizationRequest) -> _Outcome:
-        context = await self._contexts.submit((request.card_token, request.token))
-        if context is None:
-            return _Outcome(Decision(request.token, DECLINED, 0, "CARD_NOT_FOUND"), None)
+    async def _decide(self, request: AuthorizationRequest, message_key: str) -> _Outcome:
+        context = await self._contexts.submit(AuthorizationLookup(request.card_token, request.token, message_key))
+        if not context.first_time:
+            raise ReplayedRequestError(message_key)
         card = context.card
+        if card is None:
+            return _Outcome(Decision(request.token, DECLINED, 0, "CARD_NOT_FOUND"), None)
         if context.earlier_result is not None:  # a retried request gets the same answer
             assert context.earlier_amount is not None
             earlier = Decision(request.token, context.earlier_result, context.earlier_amount,
@@ -215,6 +230,8 @@ class Authorizer:
         """Make the late outcome agree with the answer already given."""
         try:
             outcome: _Outcome | None = await asyncio.wait_for(task, LATE_OUTCOME_WAIT_S)
+        except ReplayedRequestError:  # a copy of a request decided on its own path: nothing of this one to settle
+            return
         except Exception as error:  # the decision path failed or hangs: the ledger may still hold
             log.warning("authorization %s: late outcome unknown (%s); checking the ledger", request.token, error)
             outcome = None

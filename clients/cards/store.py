@@ -11,7 +11,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -26,6 +26,7 @@ Q = queries.load("cards")
 BATCH_ROWS_MAX = 1_000  # rows per batched statement of the real-time path
 RECORD_ATTEMPTS = 3
 REALTIME_LOCK_TIMEOUT_MS = 50
+SEEN_DELETE_BATCH = 10_000
 
 
 def _int(value: str | None) -> int | None:
@@ -67,8 +68,22 @@ def payload_hash(raw: dict[str, Any]) -> bytes:
 
 
 @dataclass(frozen=True)
+class AuthorizationLookup:
+    """One real-time authorization's question to the database: its card, its token and the key of
+    its signed message (message id and signature timestamp, see card_seen_messages)."""
+
+    card_token: str
+    token: str
+    message_key: str
+
+
+@dataclass(frozen=True)
 class AuthorizationContext:
-    card: Card
+    """What the database knows of one authorization: its card (None: unknown) and any earlier
+    answer to its token. `first_time` is False when its signed message was received before."""
+
+    first_time: bool
+    card: Card | None
     earlier_result: str | None
     earlier_amount: int | None
     earlier_reason: str | None
@@ -112,11 +127,13 @@ class AcceptedEvents:
 
 
 class CardStore:
-    def __init__(self, database_url: str, workers: int = 16) -> None:
+    def __init__(self, database_url: str, workers: int = 16, seen_ttl_s: int = 660) -> None:
         """Connections: at most 12 synchronous, workers + 8 without fsync wait, workers // 2 + 4 for
         intents, 4 for the real-time records (PostgreSQL's max_connections is shared with the ledger
         and everyone else)."""
         assert 1 <= workers <= 40, workers
+        assert 60 <= seen_ttl_s <= 86_400, seen_ttl_s
+        self._seen_ttl_s = seen_ttl_s  # how long a signed message's key is kept (card_seen_messages)
         # Every statement here is a key lookup or a keyed write. psycopg prepares a statement after a
         # few runs and PostgreSQL may then cache a generic plan built while a table was nearly empty:
         # a sequential scan, run on every later call as the table grows (the ledger's writer had that
@@ -207,20 +224,52 @@ class CardStore:
 
     # -- real-time authorizations -----------------------------------------------------------------
 
-    async def authorization_contexts(
-        self, pairs: Sequence[tuple[str, str]]
-    ) -> list[AuthorizationContext | None]:
-        """For each (card token, authorization token): the card and any earlier answer, or None
-        (unknown card). One statement for the whole list (see ledger_cards/coalescer.py)."""
-        assert 0 < len(pairs) <= BATCH_ROWS_MAX, len(pairs)
-        params = {"pairs": json.dumps(pairs, separators=(",", ":"))}
-        async with self.pool.connection() as conn:
+    async def authorization_contexts(self, lookups: Sequence[AuthorizationLookup]) -> list[AuthorizationContext]:
+        """Each authorization's context, its message marked as received, in one statement for the
+        whole list (see ledger_cards/coalescer.py). A message key repeated within the list is a
+        replay from its second time on. Its only write is to an unlogged table: no fsync wait."""
+        assert 0 < len(lookups) <= BATCH_ROWS_MAX, len(lookups)
+        first: dict[str, int] = {}
+        for index, lookup in enumerate(lookups):
+            first.setdefault(lookup.message_key, index)
+        sent = [lookups[index] for index in first.values()]
+        params = {"lookups": json.dumps([(x.card_token, x.token, x.message_key) for x in sent], separators=(",", ":")),
+                  "ttl_s": self._seen_ttl_s}
+        async with self.fast_pool.connection() as conn:
             rows = await (await conn.execute(Q["authorization_contexts"], params)).fetchall()
-        contexts: list[AuthorizationContext | None] = [None] * len(pairs)
+        assert len(rows) == len(sent), (len(rows), len(sent))
+        by_key: dict[str, AuthorizationContext] = {}
         for row in rows:
-            contexts[row[0] - 1] = AuthorizationContext(
-                card_from_row(row[1:11]), row[11], _int(row[12]), row[13], row[14])
-        return contexts
+            card = card_from_row(row[2:12]) if row[2] is not None else None
+            by_key[sent[row[0] - 1].message_key] = AuthorizationContext(
+                row[1], card, row[12], _int(row[13]), row[14], row[15])
+        return [by_key[x.message_key] if first[x.message_key] == index
+                else replace(by_key[x.message_key], first_time=False) for index, x in enumerate(lookups)]
+
+    async def mark_seen_messages(self, keys: Sequence[str]) -> list[bool]:
+        """For each signed message key: True if received for the first time now (see
+        card_seen_messages); a key repeated within the list is a replay from its second time on."""
+        assert 0 < len(keys) <= BATCH_ROWS_MAX, len(keys)
+        distinct = sorted(set(keys))
+        async with self.fast_pool.connection() as conn:
+            rows = await (await conn.execute(Q["mark_seen_messages"],
+                                             {"keys": distinct, "ttl_s": self._seen_ttl_s})).fetchall()
+        fresh = {row[0] for row in rows}
+        answers = []
+        for key in keys:
+            answers.append(key in fresh)
+            fresh.discard(key)
+        return answers
+
+    async def delete_expired_seen_messages(self) -> int:
+        """Rows of card_seen_messages past their window, deleted a bounded batch at a time."""
+        deleted = 0
+        while True:
+            async with self.pool.connection() as conn:
+                cursor = await conn.execute(Q["delete_expired_seen_messages"], {"limit": SEEN_DELETE_BATCH})
+            deleted += cursor.rowcount
+            if cursor.rowcount < SEEN_DELETE_BATCH:
+                return deleted
 
     async def record_authorizations(
         self, records: Sequence[AuthorizationRecord]

@@ -40,21 +40,49 @@ WHERE id = %(id)s AND state <> 3
 RETURNING id::text;
 
 -- name: authorization_contexts
--- The card and any earlier answer to the same authorization token, for every authorization that
--- queued meanwhile, in one round trip (ledger_cards/coalescer.py). Row `i` answers the i-th pair
--- (card token, authorization token), sent as one JSON array; an unknown card has no row. Each
--- lookup is a LATERAL subquery with LIMIT 1 (the keys are unique): that keeps it a primary-key
--- lookup per pair. Written as plain joins, the planner hashed whole tables for the array (a
--- sequential scan of every authorization ever answered, per batch: measured 830 rows read per
--- authorization and growing).
-SELECT q.i, c.id::text, c.token, c.account_id::text, c.asset, c.state, c.daily_limit::text,
+-- For every authorization that queued meanwhile, in one round trip (ledger_cards/coalescer.py):
+-- whether its signed message is new (marked in card_seen_messages now; a replay finds it there),
+-- its card and any earlier answer to the same authorization token. Row `i` answers the i-th
+-- element of the JSON array [card token, authorization token, message key]; the caller sends each
+-- message key once per batch, and the keys are inserted in order, so two gateways marking the same
+-- keys wait for each other in one order. Each lookup is a LATERAL subquery with LIMIT 1 (the keys
+-- are unique): that keeps it a primary-key lookup per element. Written as plain joins, the planner
+-- hashed whole tables for the array (a sequential scan of every authorization ever answered, per
+-- batch: measured 830 rows read per authorization and growing).
+WITH q AS (
+    SELECT e ->> 0 AS card_token, e ->> 1 AS token, e ->> 2 AS message_key, i
+    FROM jsonb_array_elements(%(lookups)s::jsonb) WITH ORDINALITY AS q (e, i)
+), seen AS (
+    INSERT INTO card_seen_messages (message_key, expires_at)
+    SELECT message_key, now() + make_interval(secs => %(ttl_s)s) FROM q ORDER BY message_key
+    ON CONFLICT (message_key) DO NOTHING
+    RETURNING message_key
+)
+SELECT q.i, q.message_key IN (SELECT message_key FROM seen) AS first_time,
+       c.id::text, c.token, c.account_id::text, c.asset, c.state, c.daily_limit::text,
        c.monthly_limit::text, c.blocked_mccs, c.tenant, c.metadata,
        a.result, a.approved_amount::text, a.decline_reason, a.hold_id::text
-FROM jsonb_array_elements(%(pairs)s::jsonb) WITH ORDINALITY AS q (pair, i)
-CROSS JOIN LATERAL (SELECT * FROM cards WHERE cards.token = q.pair ->> 0 LIMIT 1) AS c
+FROM q
+LEFT JOIN LATERAL (SELECT * FROM cards WHERE cards.token = q.card_token LIMIT 1) AS c ON true
 LEFT JOIN LATERAL (
-    SELECT * FROM card_authorizations WHERE card_authorizations.token = q.pair ->> 1 LIMIT 1
+    SELECT * FROM card_authorizations WHERE card_authorizations.token = q.token LIMIT 1
 ) AS a ON true;
+
+-- name: mark_seen_messages
+-- The event endpoint's replay check, for every delivery that queued meanwhile: returns the keys
+-- new now; a key already there is a replay. Keys are distinct and inserted in order (see above).
+INSERT INTO card_seen_messages (message_key, expires_at)
+SELECT key, now() + make_interval(secs => %(ttl_s)s) FROM unnest(%(keys)s::text[]) AS key ORDER BY key
+ON CONFLICT (message_key) DO NOTHING
+RETURNING message_key;
+
+-- name: delete_expired_seen_messages
+-- Bounds card_seen_messages: rows past the signature tolerance guard nothing (the signature itself
+-- is refused as stale by then). Run by each gateway every minute, a bounded number of rows a time.
+DELETE FROM card_seen_messages
+WHERE message_key IN (
+    SELECT message_key FROM card_seen_messages WHERE expires_at < now() LIMIT %(limit)s
+);
 
 -- name: record_authorizations
 -- Answers and their transactions' first states, for every authorization decided meanwhile, in one
