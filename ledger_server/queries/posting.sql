@@ -20,7 +20,7 @@ WHERE id = ANY(%(transfer_ids)s::uuid[]);
 -- name: lock_accounts
 -- Session-level advisory locks on every account the batch touches, in ascending key order (the
 -- caller sorts and dedupes the keys, so two writers never deadlock), WAITED for. Taken before any
--- read of the batch and held until after its COMMIT (commit_batch), so the reads that follow (each
+-- read of the batch and held until after its COMMIT (commit), so the reads that follow (each
 -- its own READ COMMITTED statement, see posting.py) see every commit of whoever held a lock before,
 -- and nothing can change those accounts until this batch has committed. Returns the clock read
 -- once all are held: the batch's timestamp.
@@ -32,10 +32,14 @@ FROM (SELECT count(pg_advisory_lock(key)) FROM unnest(%(keys)s::bigint[]) AS key
 -- its first statement (the write), after the locks and reads.
 BEGIN ISOLATION LEVEL SERIALIZABLE;
 
--- name: commit_batch
--- Two statements in one round trip (simple query protocol): the locks go only once the commit is
--- durable. If the COMMIT fails the unlock is skipped and abandon_batch releases them.
-COMMIT; SELECT pg_advisory_unlock_all();
+-- name: commit
+-- Sent in one pipeline behind the write and before unlock_all: the locks go only once the commit is
+-- durable. If the write or the COMMIT fails, the pipeline skips what follows and abandon_batch
+-- releases the locks.
+COMMIT;
+
+-- name: unlock_all
+SELECT pg_advisory_unlock_all();
 
 -- name: abandon_batch
 -- After any failure: end the transaction if one is open, and release every lock of this session.
