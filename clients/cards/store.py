@@ -15,14 +15,20 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncRawCursor
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ledger_cards import queries
 from ledger_cards.model import Card, CardEvent, CardState, TransactionState
+from ledger_server.queries import positional
 
 Q = queries.load("cards")
+# The real-time path's two statements, with `$n` placeholders for psycopg's RawCursor: no query
+# conversion per call (measured alone: 85-101 -> 68-78 µs of CPU per statement).
+AUTHORIZATION_CONTEXTS, AUTHORIZATION_CONTEXTS_PARAMS = positional(Q["authorization_contexts"])
+RECORD_AUTHORIZATIONS, RECORD_AUTHORIZATIONS_PARAMS = positional(Q["record_authorizations"])
+assert AUTHORIZATION_CONTEXTS_PARAMS == ("lookups", "ttl_s") and RECORD_AUTHORIZATIONS_PARAMS == ("rows",)
 BATCH_ROWS_MAX = 1_000  # rows per batched statement of the real-time path
 RECORD_ATTEMPTS = 3
 REALTIME_LOCK_TIMEOUT_MS = 50
@@ -233,10 +239,11 @@ class CardStore:
         for index, lookup in enumerate(lookups):
             first.setdefault(lookup.message_key, index)
         sent = [lookups[index] for index in first.values()]
-        params = {"lookups": json.dumps([(x.card_token, x.token, x.message_key) for x in sent], separators=(",", ":")),
-                  "ttl_s": self._seen_ttl_s}
+        params = (json.dumps([(x.card_token, x.token, x.message_key) for x in sent], separators=(",", ":")),
+                  self._seen_ttl_s)
         async with self.fast_pool.connection() as conn:
-            rows = await (await conn.execute(Q["authorization_contexts"], params)).fetchall()
+            cursor = AsyncRawCursor(conn)
+            rows = await (await cursor.execute(AUTHORIZATION_CONTEXTS, params, prepare=True)).fetchall()
         assert len(rows) == len(sent), (len(rows), len(sent))
         by_key: dict[str, AuthorizationContext] = {}
         for row in rows:
@@ -316,8 +323,9 @@ class CardStore:
         for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:
                 async with pool.connection() as conn:
+                    cursor = AsyncRawCursor(conn)
                     return {row[0] for row in await (
-                        await conn.execute(Q["record_authorizations"], {"rows": payload})).fetchall()}
+                        await cursor.execute(RECORD_AUTHORIZATIONS, (payload,), prepare=True)).fetchall()}
             except psycopg.errors.DeadlockDetected:  # the same tokens recorded by another gateway at once
                 if attempt == RECORD_ATTEMPTS or pool is self.realtime_pool:
                     raise
