@@ -89,3 +89,32 @@ def test_concurrent_authorizations_never_pass_a_daily_limit_with_redis_up_down_a
     assert held == 500, held
     RUN_SUMMARY.append(f"card spend limit races: redis_up={spent}/1000 redis_down={approved(down) + 100}/500 "
                        f"after_recovery_declined={back['result'] == 'DECLINED'} held={held}")
+
+
+def test_copies_of_one_authorization_count_once_against_the_limit_with_redis_up_and_down(
+    processor: Processor, ledger: LedgerClient, redis_server: RedisProcess
+) -> None:
+    """The processor may send one authorization twice at once, or retry it before its first answer is
+    recorded: every copy gets the same answer, the ledger holds once, and the limit counts it once."""
+    assert redis_server.process is not None
+
+    def copies(card_token: str, amount: int) -> list[dict[str, object]]:
+        token = "auth_" + uuid.uuid4().hex
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(lambda _: processor.authorize(card_token, amount, token=token), range(8)))
+
+    for paused in (False, True):  # Redis counters, then the database under the card's lock
+        wallet = open_cardholder(ledger, ASSET, 100_000)
+        card = processor.issue_card(wallet, daily_limit=1000)["card_token"]
+        if paused:
+            redis_server.process.send_signal(signal.SIGSTOP)
+        try:
+            answers = copies(card, 600)
+            rest = processor.authorize(card, 400)  # counted once, 600 of 1,000 is spent: 400 fits
+            over = processor.authorize(card, 1)
+        finally:
+            redis_server.process.send_signal(signal.SIGCONT)
+        assert {(a["result"], a["approved_amount"]) for a in answers} == {("APPROVED", 600)}, (paused, answers)
+        assert (rest["result"], rest["approved_amount"]) == ("APPROVED", 400), (paused, rest)
+        assert (over["result"], over["decline_reason"]) == ("DECLINED", "SPEND_LIMIT_EXCEEDED"), (paused, over)
+        assert ledger.get_account(account_id=wallet).debits_pending == 1000

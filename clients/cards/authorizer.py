@@ -169,7 +169,7 @@ class Authorizer:
         if allowed == 0:
             return _Outcome(Decision(request.token, DECLINED, 0, "SPEND_LIMIT_EXCEEDED"), card)
         decision = await self._hold(request, card, allowed)
-        await self._limits.release(card, allowed - decision.approved_amount, now)
+        await self._limits.release(card, allowed - decision.approved_amount, now, request.token, "unused")
         return _Outcome(decision, card)
 
     async def _hold(self, request: AuthorizationRequest, card: Card, amount: int) -> Decision:
@@ -249,7 +249,7 @@ class Authorizer:
         if answer.result == DECLINED:
             if hold_id is not None:
                 await self._void(request.token, hold_id)
-                await self._limits.release(card, held, dt.datetime.now(dt.UTC))
+                await self._limits.release(card, held, dt.datetime.now(dt.UTC), request.token, "voided")
             await self._record(request, card, replace(answer, hold_id=hold_id))
             return
         await self._record(request, card, replace(answer, hold_id=hold_id))

@@ -349,10 +349,14 @@ class CardStore:
         allowed: Callable[[int, int], int],
     ) -> int:
         """Under the card's lock: read the spend, let `allowed(day, month)` decide, and reserve what it
-        allows before the lock goes, so a concurrent decision on the same card counts it."""
+        allows before the lock goes, so a concurrent decision on the same card counts it. A token
+        that reserved before gets its reservation again (copies of one authorization hold once)."""
         params = {"card_id": card_id, "day_start": day_start, "month_start": month_start}
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(Q["lock_card_spend"], params)
+            earlier = await (await conn.execute(Q["spend_reservation_of"], {"token": token})).fetchone()
+            if earlier is not None:
+                return int(earlier[0])
             row = await (await conn.execute(Q["spent_since"], params)).fetchone()
             assert row is not None
             amount = allowed(int(row[0]), int(row[1]))

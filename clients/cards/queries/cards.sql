@@ -275,6 +275,10 @@ SELECT
      WHERE r.card_id = %(card_id)s AND r.reserved_at >= greatest(%(month_start)s, now() - interval '5 minutes')
        AND NOT EXISTS (SELECT 1 FROM card_authorizations AS a WHERE a.token = r.token));
 
+-- name: spend_reservation_of
+-- A token's reservation, if it made one: copies of one authorization decided at once reserve once.
+SELECT amount::text FROM card_spend_reservations WHERE token = %(token)s;
+
 -- name: insert_spend_reservation
 INSERT INTO card_spend_reservations (token, card_id, amount) VALUES (%(token)s, %(card_id)s, %(amount)s)
 ON CONFLICT (token) DO NOTHING;
