@@ -7,7 +7,8 @@ One transaction per batch (a single request is a batch of one):
   3. read those accounts, the holds and reversal totals, and the assets, set-based;
   4. apply the jobs in arrival order in memory (state_machine.BatchState);
   5. write transfers, entries, holds, one update per account, the request outcomes and the outbox
-     events in one statement, in a SERIALIZABLE transaction; COMMIT, then release the locks.
+     events in one statement, in a SERIALIZABLE transaction; COMMIT, then release the locks (BEGIN,
+     the write, COMMIT and the unlock in one pipeline).
 Steps 1-3 are READ COMMITTED statements in one pipeline, outside the write transaction: the locks,
 held from before the first read until after the commit, are what makes those reads current, and
 the write statement's guard (ledger_write_guard) proves it, failing the batch if any account or
@@ -163,11 +164,8 @@ class PostingEngine:
         return self._conn
 
     def _run_once(self, jobs: Sequence[c.Job]) -> list[Outcome]:
-        """One attempt. Round trips: the reads and locks (one pipeline; one more when the batch
-        refers to earlier transfers), BEGIN (the same pipeline, after a sync); the write, COMMIT and
-        the unlock (one pipeline: measured 0.15-0.5 ms less wall per batch than the COMMIT in a
-        round trip of its own, benchmarks/README.md). BEGIN sent with the write instead of with the
-        reads costs more Python CPU in psycopg's pipeline (measured, benchmarks/README.md)."""
+        """One attempt, in two round trips (see _apply; measured against three and four in
+        benchmarks/README.md, "Fixes made")."""
         conn = self._connection()
         started = time.perf_counter()
         try:
@@ -191,20 +189,29 @@ class PostingEngine:
     # -- one transaction --------------------------------------------------------------------------
 
     def _apply(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> tuple[list[Outcome], dict[str, int]]:
-        """Every job's outcome, and the asset scales the batch knows (to cache once it commits)."""
+        """Every job's outcome, and the asset scales the batch knows (to cache once it commits).
+
+        Two round trips: the reads (one pipeline), then BEGIN, the write, COMMIT and the unlock (one
+        pipeline). A batch with side effects (jobs that write while they are applied) opens its
+        transaction at the end of the reads' pipeline instead, which costs it one round trip more."""
+        begin_first = any(isinstance(job, c.SideEffect) for job in jobs)
         with conn.pipeline() as pipeline:
-            state, loaded_versions = self._load(conn, pipeline, jobs)
+            reads = self._send_reads(conn, pipeline, jobs, begin_first)
+        state, loaded_versions = self._state(reads)
         results = [_apply_job(state, job, conn) for job in jobs]
         with conn.pipeline():
+            if not begin_first:
+                conn.execute(Q["begin_batch"])
             _write(conn, state, loaded_versions)
             conn.execute(Q["commit"])
             conn.execute(Q["unlock_all"])
         return results, state.assets
 
-    def _load(self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline,
-              jobs: Sequence[c.Job]) -> tuple[BatchState, dict[uuid.UUID, int]]:
-        """Every row the batch needs, its locks and its clock, in one pipeline: one round trip, two
-        when the batch refers to earlier transfers (their accounts must be known to lock them)."""
+    def _send_reads(self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline, jobs: Sequence[c.Job],
+                    begin: bool) -> _Reads:
+        """Every row the batch needs, its locks and its clock, sent in one pipeline (read once it
+        ends: one round trip, two when the batch refers to earlier transfers, whose accounts must be
+        known to lock them). `begin`: open the write transaction at its end."""
         commands = list(_commands(jobs))
         request_ids = [j.request_id for j in jobs if not isinstance(j, c.ExpireHold)]
         request_ids += [i.request_id for j in jobs if isinstance(j, c.TransferBatch) for i in j.items]
@@ -225,8 +232,8 @@ class PostingEngine:
         hold_ids = [t.id for t in transfers.values() if t.kind == 2]
         reversible = [t.id for t in transfers.values() if t.kind in (1, 3)]
         # READ COMMITTED statements run in order, each with its own snapshot: the reads start after
-        # every lock is held, so they see the last commit of any writer that held one before. The
-        # sync ends their implicit transaction, so the write transaction can choose its isolation.
+        # every lock is held, so they see the last commit of any writer that held one before. A sync
+        # ends their implicit transaction, so the write transaction can choose its isolation.
         lock_started = time.perf_counter()
         lock_row = conn.execute(Q["lock_accounts"], {"keys": _array_literal(keys)})
         account_rows = conn.execute(Q["load_accounts"], {"account_ids": _uuid_array(sorted(account_ids))}) \
@@ -236,26 +243,48 @@ class PostingEngine:
             if reversible else None
         asset_rows = conn.execute(Q["load_assets"], {"codes": _text_array(unknown_assets)}) \
             if unknown_assets else None
-        pipeline.sync()
-        conn.execute(Q["begin_batch"])
-        (now,) = lock_row.fetchone()  # type: ignore[misc]
-        self._metrics.lock_wait_seconds.observe(time.perf_counter() - lock_started)
-        stored = {row[0]: _stored_outcome(row) for row in outcome_rows.fetchall()}
-        accounts = {row[0]: rows.account_state(row) for row in _fetched(account_rows)}
+        if begin:
+            pipeline.sync()
+            conn.execute(Q["begin_batch"])
+        return _Reads(outcome_rows, transfers, asset_codes, lock_started, lock_row, account_rows, hold_rows,
+                      reversal_rows, asset_rows)
+
+    def _state(self, reads: _Reads) -> tuple[BatchState, dict[uuid.UUID, int]]:
+        """The batch's in-memory state from its reads, and the account versions it read."""
+        (now,) = reads.lock_row.fetchone()  # type: ignore[misc]
+        self._metrics.lock_wait_seconds.observe(time.perf_counter() - reads.lock_started)
+        stored = {row[0]: _stored_outcome(row) for row in reads.outcome_rows.fetchall()}
+        accounts = {row[0]: rows.account_state(row) for row in _fetched(reads.account_rows)}
         loaded_versions = {a.id: a.version for a in accounts.values()}
-        assets = {code: self._assets[code] for code in asset_codes if code in self._assets}
-        assets.update((code, scale) for code, scale in _fetched(asset_rows))
+        assets = {code: self._assets[code] for code in reads.asset_codes if code in self._assets}
+        assets.update((code, scale) for code, scale in _fetched(reads.asset_rows))
         state = BatchState(
             now=now,
             assets=assets,
             accounts=accounts,
-            transfers=transfers,
-            holds={row[0]: HoldState(row[1], int(row[2]), int(row[3])) for row in _fetched(hold_rows)},
-            reversed_totals={row[0]: int(row[1]) for row in _fetched(reversal_rows)},
+            transfers=reads.transfers,
+            holds={row[0]: HoldState(row[1], int(row[2]), int(row[3])) for row in _fetched(reads.hold_rows)},
+            reversed_totals={row[0]: int(row[1]) for row in _fetched(reads.reversal_rows)},
             new_id=self._new_id,
             outcomes=stored,
         )
         return state, loaded_versions
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """What a batch's read pipeline sent: its cursors (read once the pipeline ended) and what it knew
+    before sending."""
+
+    outcome_rows: psycopg.Cursor[Any]
+    transfers: dict[uuid.UUID, TransferRecord]
+    asset_codes: set[str]
+    lock_started: float
+    lock_row: psycopg.Cursor[Any]
+    account_rows: psycopg.Cursor[Any] | None
+    hold_rows: psycopg.Cursor[Any] | None
+    reversal_rows: psycopg.Cursor[Any] | None
+    asset_rows: psycopg.Cursor[Any] | None
 
 
 # -- applying jobs to the in-memory state --------------------------------------------------------

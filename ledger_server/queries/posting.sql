@@ -28,8 +28,9 @@ SELECT clock_timestamp() AS now
 FROM (SELECT count(pg_advisory_lock(key)) FROM unnest(%(keys)s::bigint[]) AS key) AS locked;
 
 -- name: begin_batch
--- The batch's write transaction. Sent at the end of the reads' pipeline; its snapshot is taken by
--- its first statement (the write), after the locks and reads.
+-- The batch's write transaction: the first statement of the write's pipeline (or, for a batch with
+-- side effects, which write while they are applied, of a segment after the reads' sync); its
+-- snapshot is taken by its first statement (the write), after the locks and reads.
 BEGIN ISOLATION LEVEL SERIALIZABLE;
 
 -- name: commit
