@@ -91,15 +91,23 @@ def test_forged_stale_tampered_and_replayed_webhooks_are_refused(
     assert ledger.get_account(account_id=wallet) == after
 
 
+def _signed_authorization(
+    ledger: LedgerClient, processor: Processor, amount: int
+) -> tuple[str, str, str, bytes, dict[str, str]]:
+    """A funded card's authorization, signed once: (wallet, card token, authorization token, body,
+    headers), for sending the very same bytes more than once."""
+    wallet = open_cardholder(ledger, "USD", 10_000)
+    card = processor.issue_card(wallet)["card_token"]
+    token = "auth_" + uuid.uuid4().hex
+    payload = {"token": token, "card_token": card, "amount": amount, "currency": "USD", "created": now_rfc3339()}
+    body = json.dumps(payload).encode()
+    return wallet, card, token, body, signed_headers(processor.gateway.secret, "msg_" + uuid.uuid4().hex, body)
+
+
 def test_the_same_signed_request_sent_at_once_is_answered_once(ledger: LedgerClient, processor: Processor) -> None:
     """Replay checks of concurrent authorizations share one statement with their card lookups:
     copies inside one batch must still be caught, all but the first."""
-    wallet = open_cardholder(ledger, "USD", 10_000)
-    card = processor.issue_card(wallet)["card_token"]
-    payload = {"token": "auth_" + uuid.uuid4().hex, "card_token": card, "amount": 700, "currency": "USD",
-               "created": now_rfc3339()}
-    body = json.dumps(payload).encode()
-    headers = signed_headers(processor.gateway.secret, "msg_" + uuid.uuid4().hex, body)
+    wallet, _, _, body, headers = _signed_authorization(ledger, processor, 700)
     barrier = threading.Barrier(8)
 
     def send(_: int) -> int:
@@ -118,13 +126,8 @@ def test_a_replay_is_refused_by_another_replica_and_after_a_restart_without_redi
 ) -> None:
     """The record of received messages is in PostgreSQL (card_seen_messages), shared by every
     gateway replica and kept across restarts: no Redis is needed to refuse a replay."""
-    wallet = open_cardholder(ledger, "USD", 10_000)
-    card = processor.issue_card(wallet)["card_token"]
-    payload = {"token": "auth_" + uuid.uuid4().hex, "card_token": card, "amount": 300, "currency": "USD",
-               "created": now_rfc3339()}
-    body = json.dumps(payload).encode()
-    headers = signed_headers(processor.gateway.secret, "msg_" + uuid.uuid4().hex, body)
-    clearing = json.dumps({"events": [event("clearing", payload["token"], card, 300, final=True)]}).encode()
+    wallet, card, token, body, headers = _signed_authorization(ledger, processor, 300)
+    clearing = json.dumps({"events": [event("clearing", token, card, 300, final=True)]}).encode()
     clearing_headers = signed_headers(processor.gateway.secret, "msg_" + uuid.uuid4().hex, clearing)
     assert processor.http.post("/v1/authorizations", content=body, headers=headers).status_code == 200
     assert processor.http.post("/v1/events", content=clearing, headers=clearing_headers).status_code == 200
