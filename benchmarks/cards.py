@@ -88,17 +88,18 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['seconds_per_rate']:g} s per rate, {result['cards']} cards, latency from each request's due "
         "time to its answer. Target: p99 <= 20 ms at 500 authorizations/s.",
         "",
-        "| offered/s | achieved/s | p50 ms | p90 ms | p99 ms | max ms | results "
-        "| CPU s gateway / ledger / PostgreSQL / load gen | machine busy "
+        "| offered/s | achieved/s | p50 ms | p90 ms | p99 ms | max ms | answers over 50 ms (in how many seconds) "
+        "| results | CPU s gateway / ledger / PostgreSQL / load gen | machine busy "
         "| gateway ms CPU per auth | ledger ms CPU per auth |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in result["rates"]:
         cpu = row["cpu_s"]
         results = ", ".join(f"{k} {v}" for k, v in sorted(row["results"].items()))
         lines.append(
             f"| {row['rate']:g} | {row['achieved_rate']:,.0f} | {row['p50_ms']} | {row['p90_ms']} | {row['p99_ms']} "
-            f"| {row['max_ms']} | {results} | {cpu['gateway']} / {cpu['ledger']} / {cpu.get('postgres', '-')} "
+            f"| {row['max_ms']} | {row.get('over_50_ms', '-')} ({row.get('seconds_with_an_answer_over_50_ms', '-')}) "
+            f"| {results} | {cpu['gateway']} / {cpu['ledger']} / {cpu.get('postgres', '-')} "
             f"/ {cpu['load generator']} | {cpu.get('machine busy', 0):.0%} "
             f"| {row['gateway_cpu_ms_per_auth']} | {row['ledger_cpu_ms_per_auth']} |")
     return "\n".join(lines) + "\n"
