@@ -4,6 +4,7 @@ misses its budget answers the configured default and a late hold is voided (no m
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -145,6 +146,26 @@ def test_a_replay_is_refused_by_another_replica_and_after_a_restart_without_redi
         finally:
             replica.stop()
     assert ledger.get_account(account_id=wallet) == settled
+
+
+def test_a_long_message_id_is_checked_for_replay_like_any_other(ledger: LedgerClient, processor: Processor) -> None:
+    """Replay records keep a digest of the message id: a 4,000-character id (the header bound) is
+    stored like a short one and cannot fail the statement its batch neighbours share."""
+    wallet = open_cardholder(ledger, "USD", 10_000)
+    card = processor.issue_card(wallet)["card_token"]
+    payload = {"token": "auth_" + uuid.uuid4().hex, "card_token": card, "amount": 250, "currency": "USD",
+               "created": now_rfc3339()}
+    body = json.dumps(payload).encode()
+    long_id = secrets.token_urlsafe(3000)[:4000]  # random: PostgreSQL cannot compress it under its index bound
+    headers = signed_headers(processor.gateway.secret, long_id, body)
+    with ThreadPoolExecutor(4) as pool:  # three neighbours in flight with it
+        neighbours = [pool.submit(processor.authorize, card, 100) for _ in range(3)]
+        first = processor.http.post("/v1/authorizations", content=body, headers=headers)
+        assert all(n.result(timeout=20)["result"] == "APPROVED" for n in neighbours)
+    assert (first.status_code, first.json()["result"]) == (200, "APPROVED")
+    again = processor.http.post("/v1/authorizations", content=body, headers=headers)
+    assert (again.status_code, again.json()["error"]) == (409, "replayed")
+    assert ledger.get_account(account_id=wallet).debits_pending == 550
 
 
 def test_expired_replay_records_are_deleted_and_live_ones_kept(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
@@ -62,8 +63,10 @@ class GatewayConfig:
 
 def message_key(verified: VerifiedRequest) -> str:
     """A signed request's identity for replay checks: its message id and signature timestamp (a
-    processor's retry carries a new timestamp, so it is not a replay)."""
-    return f"{verified.message_id}:{verified.timestamp}"
+    processor's retry carries a new timestamp, so it is not a replay), as a SHA-256 digest: 64
+    characters whatever the id (up to 4 KiB, any text), so one long id cannot overflow the index of
+    card_seen_messages and fail the statement it shares with other authorizations."""
+    return hashlib.sha256(f"{verified.message_id}:{verified.timestamp}".encode()).hexdigest()
 
 
 class ReplayGuard:

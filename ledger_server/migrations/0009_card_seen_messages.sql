@@ -1,5 +1,6 @@
 -- Signed processor requests already received (clients/cards/app.py): a signature names its message
--- id and timestamp, and the same pair seen again within the signature tolerance is a replay,
+-- id and timestamp, and the same pair (kept as its SHA-256 digest, so its size is bounded whatever
+-- the id) seen again within the signature tolerance is a replay,
 -- refused with 409. The authorization endpoint marks its message in the statement that looks up
 -- its card (one round trip: store.authorization_contexts); the event endpoint in its own statement.
 -- UNLOGGED: no WAL and no fsync wait for a row that only guards a window of minutes. A PostgreSQL
