@@ -34,6 +34,7 @@ from ledger_client import AsyncLedgerClient, NewTransfer
 from ledger_server.gc_pauses import freeze_startup_heap
 
 CONNECTIONS_MAX = 256
+REQUESTS_MAX = 500_000  # built and signed before the run (about 1 KiB each): the memory bound of one rate
 
 
 @dataclass
@@ -172,6 +173,8 @@ async def load(stack: Stack, cards: list[str], rate: float, seconds: float, conn
     for _ in range(connections):
         pool.put_nowait(await HttpConnection.open("127.0.0.1", stack.gateway_port))
     total = int(rate * seconds)
+    if total > REQUESTS_MAX:
+        raise ValueError(f"rate x seconds = {total} requests: at most {REQUESTS_MAX} per run (they are built ahead)")
     latencies: list[float] = []
     slowest: dict[int, float] = {}  # per second of the schedule: its slowest answer
     results: Counter[str] = Counter()
