@@ -118,3 +118,24 @@ def test_copies_of_one_authorization_count_once_against_the_limit_with_redis_up_
         assert (rest["result"], rest["approved_amount"]) == ("APPROVED", 400), (paused, rest)
         assert (over["result"], over["decline_reason"]) == ("DECLINED", "SPEND_LIMIT_EXCEEDED"), (paused, over)
         assert ledger.get_account(account_id=wallet).debits_pending == 1000
+
+
+def test_a_declined_hold_gives_its_reservation_back_once_however_many_copies(
+    processor: Processor, ledger: LedgerClient
+) -> None:
+    """The ledger refuses the hold (insufficient funds): the limit gets the reservation back. Eight
+    copies of that authorization at once give it back once: more would leave the counter below what
+    was spent, and the limit would let more through than it allows."""
+    wallet = open_cardholder(ledger, ASSET, 300)
+    card = processor.issue_card(wallet, daily_limit=1000)["card_token"]
+    token = "auth_" + uuid.uuid4().hex
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: processor.authorize(card, 800, token=token), range(8)))
+    assert {(a["result"], a["decline_reason"]) for a in answers} == {("DECLINED", "INSUFFICIENT_FUNDS")}, answers
+    funding = ledger.create_account(asset=ASSET).id
+    ledger.create_transfer(debit_account_id=funding, credit_account_id=wallet, amount=10_000, asset=ASSET)
+    full = processor.authorize(card, 1000)  # the whole limit is back: the declined 800 counts nothing
+    assert (full["result"], full["approved_amount"]) == ("APPROVED", 1000), full
+    over = processor.authorize(card, 1)  # and no more than that: it was given back once
+    assert (over["result"], over["decline_reason"]) == ("DECLINED", "SPEND_LIMIT_EXCEEDED"), over
+    assert ledger.get_account(account_id=wallet).debits_pending == 1000

@@ -149,12 +149,21 @@ def _refusal(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]
     return status, {"error": code, "message": message}
 
 
-async def _refused(gateway: Gateway, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]] | None:
-    """Why a processor request is refused (forged, stale, replayed), or None: verified, first time."""
+def _verified(
+    gateway: Gateway, headers: Mapping[str, str], body: bytes
+) -> VerifiedRequest | tuple[int, dict[str, Any]]:
+    """The request's verified signature, or why it is refused (forged, stale, missing headers)."""
     try:
-        verified = gateway.verifier.verify(headers, body)
+        return gateway.verifier.verify(headers, body)
     except SignatureError as error:
         return _refusal(401, error.reason, str(error))
+
+
+async def _refused(gateway: Gateway, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]] | None:
+    """Why a processor request is refused (forged, stale, replayed), or None: verified, first time."""
+    verified = _verified(gateway, headers, body)
+    if not isinstance(verified, VerifiedRequest):
+        return verified
     if not await gateway.replays.first_time(verified):
         return _replayed()
     return None
@@ -168,10 +177,9 @@ async def answer_authorization(gateway: Gateway, headers: Mapping[str, str], bod
     """The processor's real-time question: approve, partially approve or decline. The signature is
     checked first; whether the request is a replay is learnt with its card (one round trip), and a
     replay decides nothing."""
-    try:
-        verified = gateway.verifier.verify(headers, body)
-    except SignatureError as error:
-        return _refusal(401, error.reason, str(error))
+    verified = _verified(gateway, headers, body)
+    if not isinstance(verified, VerifiedRequest):
+        return verified
     try:
         asked = schema.authorization_request(schema.load_json(body))
     except schema.SchemaError as error:

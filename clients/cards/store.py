@@ -35,6 +35,17 @@ REALTIME_LOCK_TIMEOUT_MS = 50
 SEEN_DELETE_BATCH = 10_000
 
 
+def _first_occurrences(keys: Sequence[str], chosen: set[str]) -> list[bool]:
+    """For each key: whether it is in `chosen` and this is its first time in `keys` (a batch's copies
+    of one key after the first are replays or duplicates)."""
+    seen: set[str] = set()
+    answers = []
+    for key in keys:
+        answers.append(key in chosen and key not in seen)
+        seen.add(key)
+    return answers
+
+
 def _int(value: str | None) -> int | None:
     return None if value is None else int(value)
 
@@ -261,12 +272,7 @@ class CardStore:
         async with self.fast_pool.connection() as conn:
             rows = await (await conn.execute(Q["mark_seen_messages"],
                                              {"keys": distinct, "ttl_s": self._seen_ttl_s})).fetchall()
-        fresh = {row[0] for row in rows}
-        answers = []
-        for key in keys:
-            answers.append(key in fresh)
-            fresh.discard(key)
-        return answers
+        return _first_occurrences(keys, {row[0] for row in rows})
 
     async def delete_expired_seen_messages(self) -> int:
         """Rows of card_seen_messages past their window, deleted a bounded batch at a time."""
@@ -300,11 +306,8 @@ class CardStore:
         except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
             alone = {row.token: self._record_alone(row) for row in rows}
             return [alone.pop(record.token) if record.token in alone else False for record in records]
-        answered: list[bool | asyncio.Future[bool]] = []
-        for record in records:  # only the first record of a token can have created its row
-            answered.append(record.token in created)
-            created.discard(record.token)
-        return answered
+        # Only the first record of a token can have created its row.
+        return list(_first_occurrences([record.token for record in records], created))
 
     def _record_alone(self, row: AuthorizationRecord) -> asyncio.Future[bool]:
         """One row in its own statement, without the lock timeout: it waits for the row if it must."""
