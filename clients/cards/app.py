@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 from ledger_cards import schema
 from ledger_cards.applier import EventApplier
 from ledger_cards.authorizer import Authorizer, AuthorizerConfig, ReplayedRequestError
+from ledger_cards.card_cache import CardCache
 from ledger_cards.coalescer import Coalescer
 from ledger_cards.model import Card, CardState
 from ledger_cards.program import Programs
@@ -71,9 +72,9 @@ def message_key(verified: VerifiedRequest) -> str:
 
 class ReplayGuard:
     """Refuses a signed request received before (card_seen_messages, shared by every gateway
-    replica). The authorization endpoint marks its message in its card lookup instead (one round
-    trip, store.authorization_contexts); this is the event endpoint's check. Concurrent checks
-    share one statement."""
+    replica). The authorization endpoint marks its message in the statement that records its answer
+    (or in its card lookup when the card was not cached; see ledger_cards/authorizer.py); this is
+    the event endpoint's check. Concurrent checks share one statement."""
 
     def __init__(self, store: CardStore) -> None:
         self._checks: Coalescer[str, bool] = Coalescer(store.mark_seen_messages, batch_max=REPLAY_BATCH_MAX)
@@ -100,12 +101,15 @@ class Gateway:
         self.replays = ReplayGuard(self.store)
         self._sweeper: asyncio.Task[None] | None = None
         self.limits = SpendLimits(config.redis_url, self.store)
+        self.cards = CardCache(config.database_url)
 
     async def open(self) -> None:
         await self.store.open()
+        await self.cards.start()
         self.ledger = AsyncLedgerClient(settings=self._settings, timeout=10.0)
         self.programs = Programs(self.store, self.ledger)
-        self.authorizer = Authorizer(self.store, self.ledger, self.programs, self.limits, self.config.authorizer)
+        self.authorizer = Authorizer(self.store, self.ledger, self.programs, self.limits, self.config.authorizer,
+                                     self.cards)
         self.applier = EventApplier(self.store, self.ledger, self.programs, self.config.authorizer.lifecycle,
                                     self.config.workers)
         self.applier.start()
@@ -130,6 +134,7 @@ class Gateway:
         assert self.ledger is not None
         await self.ledger.close()
         await self.limits.close()
+        await self.cards.stop()
         await self.store.close()
 
     async def wait_until_applied(self, timeout_s: float = 60.0) -> None:
@@ -175,8 +180,8 @@ def _replayed() -> tuple[int, dict[str, Any]]:
 
 async def answer_authorization(gateway: Gateway, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
     """The processor's real-time question: approve, partially approve or decline. The signature is
-    checked first; whether the request is a replay is learnt with its card (one round trip), and a
-    replay decides nothing."""
+    checked first; whether the request is a replay is learnt with its card lookup or, for a cached
+    card, as its answer is recorded, and a replay changes nothing (refused with 409)."""
     verified = _verified(gateway, headers, body)
     if not isinstance(verified, VerifiedRequest):
         return verified
@@ -381,6 +386,7 @@ def _state_change(target: CardState) -> Any:
         if card.state == CardState.CLOSED and target != CardState.CLOSED:
             return _error(409, "card_closed", "a closed card stays closed")
         await gateway.store.set_card_state(card.id, target)
+        gateway.cards.evict(card.token)  # at once here; other gateways when they hear of it
         changed = await gateway.store.card_by_id(card.id)
         assert changed is not None
         return JSONResponse(card_json(changed))
@@ -403,6 +409,7 @@ async def set_controls(request: Request) -> Response:
         return _error(400, "invalid_request", str(error))
     if not await gateway.store.set_card_controls(card.id, daily, monthly, mccs):
         return _error(409, "card_closed", "a closed card stays closed")
+    gateway.cards.evict(card.token)
     changed = await gateway.store.card_by_id(card.id)
     assert changed is not None
     return JSONResponse(card_json(changed))

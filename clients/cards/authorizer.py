@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ledger_cards.card_cache import CardCache
 from ledger_cards.coalescer import Coalescer
 from ledger_cards.hold_batcher import HoldBatcher
 from ledger_cards.lifecycle import LifecycleConfig, authorization_hold, hold_request_id
@@ -28,6 +29,7 @@ from ledger_cards.store import (
     AuthorizationLookup,
     AuthorizationRecord,
     CardStore,
+    RecordResult,
 )
 from ledger_client import (
     AsyncLedgerClient,
@@ -79,19 +81,24 @@ class Decision:
 
 @dataclass(frozen=True)
 class _Outcome:
-    """What the decision path did: the decision, and the card it concerns (None: unknown card)."""
+    """What the decision path did: the decision, and the card it concerns (None: unknown card).
+    `replayed`: the decision is the earlier answer to the token, found by the card lookup.
+    `looked_up`: the card came from the database (whose lookup marked the signed message), not
+    from the card cache."""
 
     decision: Decision
     card: Card | None
     replayed: bool = False
+    looked_up: bool = False
 
 
 class Authorizer:
     def __init__(
         self, store: CardStore, ledger: AsyncLedgerClient, programs: Programs, limits: SpendLimits,
-        config: AuthorizerConfig,
+        config: AuthorizerConfig, cards: CardCache | None = None,
     ) -> None:
         self._store = store
+        self._cards = cards
         self._ledger = ledger
         self._programs = programs
         self._limits = limits
@@ -100,12 +107,13 @@ class Authorizer:
         self._holds = HoldBatcher(ledger)
         self._contexts: Coalescer[AuthorizationLookup, AuthorizationContext] = Coalescer(
             store.authorization_contexts, batch_max=BATCH_ROWS_MAX)
-        self._records: Coalescer[AuthorizationRecord, bool] = Coalescer(
+        self._records: Coalescer[AuthorizationRecord, RecordResult] = Coalescer(
             store.record_authorizations, batch_max=BATCH_ROWS_MAX)
 
     def round_trips(self) -> dict[str, dict[str, int]]:
         """How the real-time path's round trips were shared: per kind, sends and items (/healthz)."""
-        return {"lookups": self._contexts.stats(), "holds": self._holds.stats(), "records": self._records.stats()}
+        return {"lookups": self._contexts.stats(), "holds": self._holds.stats(), "records": self._records.stats(),
+                "card_cache": self._cards.stats() if self._cards is not None else {}}
 
     async def authorize(self, request: AuthorizationRequest, message_key: str) -> Decision:
         """The answer to the processor, within the budget. `message_key` names the signed request
@@ -126,9 +134,9 @@ class Authorizer:
             answer = self._default(request)
             self._in_background(request, task, answer)
             return answer
-        if not outcome.replayed and outcome.card is not None:
-            await self._record(request, outcome.card, outcome.decision)
-        return outcome.decision
+        if outcome.replayed or outcome.card is None:
+            return outcome.decision
+        return await self._answer(request, outcome, message_key)
 
     def _in_background(
         self, request: AuthorizationRequest, task: asyncio.Future[_Outcome], answer: Decision
@@ -150,27 +158,84 @@ class Authorizer:
         return Decision(request.token, DECLINED, 0, "TIMEOUT", None, timed_out=True)
 
     async def _decide(self, request: AuthorizationRequest, message_key: str) -> _Outcome:
+        card = self._cards.get(request.card_token) if self._cards is not None else None
+        if card is not None:  # the common case: no lookup; the record checks message and card instead
+            return _Outcome(await self._decide_for(request, card), card)
+        generation = self._cards.generation() if self._cards is not None else 0
         context = await self._contexts.submit(AuthorizationLookup(request.card_token, request.token, message_key))
         if not context.first_time:
             raise ReplayedRequestError(message_key)
         card = context.card
         if card is None:
-            return _Outcome(Decision(request.token, DECLINED, 0, "CARD_NOT_FOUND"), None)
+            return _Outcome(Decision(request.token, DECLINED, 0, "CARD_NOT_FOUND"), None, looked_up=True)
+        if self._cards is not None:
+            self._cards.put(card, generation)
         if context.earlier_result is not None:  # a retried request gets the same answer
             assert context.earlier_amount is not None
             earlier = Decision(request.token, context.earlier_result, context.earlier_amount,
                                context.earlier_reason, context.earlier_hold_id)
-            return _Outcome(earlier, card, replayed=True)
+            return _Outcome(earlier, card, replayed=True, looked_up=True)
+        return _Outcome(await self._decide_for(request, card), card, looked_up=True)
+
+    async def _decide_for(self, request: AuthorizationRequest, card: Card) -> Decision:
+        """Card controls, spend limits, then the hold."""
         refusal = _control_refusal(card, request)
         if refusal is not None:
-            return _Outcome(Decision(request.token, DECLINED, 0, refusal), card)
+            return Decision(request.token, DECLINED, 0, refusal)
         now = dt.datetime.now(dt.UTC)
         allowed = await self._limits.reserve(card, request.amount, request.partial_approval_capable, now, request.token)
         if allowed == 0:
-            return _Outcome(Decision(request.token, DECLINED, 0, "SPEND_LIMIT_EXCEEDED"), card)
+            return Decision(request.token, DECLINED, 0, "SPEND_LIMIT_EXCEEDED")
         decision = await self._hold(request, card, allowed)
         await self._limits.release(card, allowed - decision.approved_amount, now, request.token, "unused")
-        return _Outcome(decision, card)
+        return decision
+
+    async def _answer(self, request: AuthorizationRequest, outcome: _Outcome, message_key: str) -> Decision:
+        """Record the decision and answer what was recorded. A decision made with a cached card is
+        checked as it is recorded: a replayed message is refused, a card changed meanwhile (frozen,
+        say) decides again with the card as it is now, and a token answered before keeps its answer.
+        A hold placed by a decision that did not become the answer is voided."""
+        card, decision = outcome.card, outcome.decision
+        assert card is not None
+        placed = _holds_of(decision)
+        checked = not outcome.looked_up
+        recorded = await self._record(request, card, decision, message_key if checked else None,
+                                      card.version if checked else None)
+        if recorded.stale:
+            if self._cards is not None:
+                self._cards.evict(card.token)
+            fresh = await self._store.card_by_token(card.token)
+            assert fresh is not None, card.token  # cards are never deleted
+            card, decision = fresh, await self._decide_for(request, fresh)
+            placed.update(_holds_of(decision))
+            recorded = await self._record(request, card, decision, None, None)
+        final: Decision | None = decision if recorded.answered else None
+        if not recorded.answered and recorded.earlier is not None:
+            earlier = recorded.earlier
+            final = Decision(request.token, earlier.result, earlier.approved, earlier.reason, earlier.hold_id)
+        await self._drop_unowned_holds(request, card, placed, recorded, final)
+        if recorded.replayed:
+            raise ReplayedRequestError(message_key)
+        return final if final is not None else decision
+
+    async def _drop_unowned_holds(
+        self, request: AuthorizationRequest, card: Card, placed: dict[str, int], recorded: RecordResult,
+        final: Decision | None,
+    ) -> None:
+        """Void each hold this request placed that its transaction does not own (a webhook created the
+        transaction with another hold, or the answer is not this decision's), and give its spend
+        reservation back when the answer does not hold it either (unknown answer: kept, which can
+        only under-admit)."""
+        if not placed:
+            return
+        owner = final.hold_id if final is not None and recorded.answered and recorded.created \
+            else await self._store.transaction_hold(request.token)
+        for hold_id, amount in placed.items():
+            if hold_id == owner:
+                continue
+            await self._void(request.token, hold_id)
+            if final is not None and final.hold_id != hold_id:
+                await self._limits.release(card, amount, dt.datetime.now(dt.UTC), request.token, "voided")
 
     async def _hold(self, request: AuthorizationRequest, card: Card, amount: int) -> Decision:
         accounts = await self._programs.accounts(card.asset)
@@ -201,9 +266,11 @@ class Authorizer:
     async def _create(self, hold: NewTransfer) -> str:
         return (await self._holds.place(hold)).id
 
-    async def _record(self, request: AuthorizationRequest, card: Card, decision: Decision) -> None:
-        """Store the answer and the transaction's first state. If a webhook created the transaction
-        first, it adopted the hold from the ledger (same request id) or it owns another: then ours goes."""
+    async def _record(
+        self, request: AuthorizationRequest, card: Card, decision: Decision, message_key: str | None,
+        card_version: int | None,
+    ) -> RecordResult:
+        """Store the answer and the transaction's first state (see store.record_authorizations)."""
         approved = decision.approved_amount
         state = TransactionState(
             token=request.token, card_id=card.id, account_id=card.account_id, asset=card.asset,
@@ -215,14 +282,10 @@ class Authorizer:
             hold_open=decision.hold_id is not None and decision.result != DECLINED,
             review="approved_without_hold" if decision.result != DECLINED and decision.hold_id is None else None,
         )
-        created = await self._records.submit(AuthorizationRecord(
+        return await self._records.submit(AuthorizationRecord(
             request.token, card.id, decision.result, request.amount, approved, decision.decline_reason,
-            decision.hold_id, decision.timed_out, state,
+            decision.hold_id, decision.timed_out, state, message_key, card_version,
         ))
-        if not created and decision.hold_id is not None and decision.result != DECLINED:
-            owner = await self._store.transaction_hold(request.token)
-            if owner != decision.hold_id:
-                await self._void(request.token, decision.hold_id)
 
     async def _settle_late(
         self, request: AuthorizationRequest, task: asyncio.Future[_Outcome], answer: Decision
@@ -250,9 +313,13 @@ class Authorizer:
             if hold_id is not None:
                 await self._void(request.token, hold_id)
                 await self._limits.release(card, held, dt.datetime.now(dt.UTC), request.token, "voided")
-            await self._record(request, card, replace(answer, hold_id=hold_id))
+            await self._record(request, card, replace(answer, hold_id=hold_id), None, None)
             return
-        await self._record(request, card, replace(answer, hold_id=hold_id))
+        recorded = await self._record(request, card, replace(answer, hold_id=hold_id), None, None)
+        if hold_id is not None and not recorded.created:  # a webhook made the transaction first
+            owner = await self._store.transaction_hold(request.token)
+            if owner != hold_id:
+                await self._void(request.token, hold_id)
 
     async def _find_hold(self, token: str) -> str | None:
         for request_id in (hold_request_id(token), hold_request_id(token) + ":partial"):
@@ -273,6 +340,11 @@ class Authorizer:
         except LedgerError as error:
             if error.reason != "PENDING_ALREADY_POSTED":
                 raise
+
+
+def _holds_of(decision: Decision) -> dict[str, int]:
+    """The hold a decision placed, and its amount."""
+    return {decision.hold_id: decision.approved_amount} if decision.hold_id and decision.result != DECLINED else {}
 
 
 def _control_refusal(card: Card, request: AuthorizationRequest) -> str | None:

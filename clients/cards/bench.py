@@ -198,6 +198,7 @@ async def load(stack: Stack, cards: list[str], rate: float, seconds: float, conn
         results[json.loads(answer)["result"] if status == 200 else f"http_{status}"] += 1
 
     start = time.perf_counter() + 0.05
+    wall_start = time.time() + (start - time.perf_counter())  # to find a slow second in the servers' logs
     tasks = []
     for index in range(total):
         due = start + index / rate
@@ -221,7 +222,9 @@ async def load(stack: Stack, cards: list[str], rate: float, seconds: float, conn
             "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": round(ordered[-1] * 1000, 2),
             "mean_ms": round(statistics.fmean(ordered) * 1000, 2), "results": dict(results),
             "over_50_ms": sum(1 for x in ordered if x > 0.05), "worst_second_at_s": worst,
-            "seconds_with_an_answer_over_50_ms": sum(1 for x in slowest.values() if x > 0.05)}
+            "seconds_with_an_answer_over_50_ms": sum(1 for x in slowest.values() if x > 0.05),
+            "seconds_over_50_ms_utc": [time.strftime("%H:%M:%S", time.gmtime(wall_start + second))
+                                       for second in sorted(slowest) if slowest[second] > 0.05][:20]}
 
 
 async def _run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:

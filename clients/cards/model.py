@@ -72,6 +72,7 @@ class Card:
     blocked_mccs: tuple[str, ...]
     tenant: str | None = None
     metadata: dict[str, str] = field(default_factory=dict, hash=False)
+    version: int = 1  # cards.version: bumped by every change (migration 0010)
 
 
 @dataclass(frozen=True)

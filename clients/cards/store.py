@@ -28,7 +28,7 @@ Q = queries.load("cards")
 # conversion per call (measured alone: 85-101 -> 68-78 µs of CPU per statement).
 AUTHORIZATION_CONTEXTS, AUTHORIZATION_CONTEXTS_PARAMS = positional(Q["authorization_contexts"])
 RECORD_AUTHORIZATIONS, RECORD_AUTHORIZATIONS_PARAMS = positional(Q["record_authorizations"])
-assert AUTHORIZATION_CONTEXTS_PARAMS == ("lookups", "ttl_s") and RECORD_AUTHORIZATIONS_PARAMS == ("rows",)
+assert AUTHORIZATION_CONTEXTS_PARAMS == ("lookups", "ttl_s") and RECORD_AUTHORIZATIONS_PARAMS == ("rows", "ttl_s")
 BATCH_ROWS_MAX = 1_000  # rows per batched statement of the real-time path
 RECORD_ATTEMPTS = 3
 REALTIME_LOCK_TIMEOUT_MS = 50
@@ -54,7 +54,7 @@ def card_from_row(row: Sequence[Any]) -> Card:
     return Card(
         id=row[0], token=row[1], account_id=row[2], asset=row[3], state=CardState(row[4]),
         daily_limit=_int(row[5]), monthly_limit=_int(row[6]), blocked_mccs=tuple(row[7]), tenant=row[8],
-        metadata=dict(row[9] or {}),
+        metadata=dict(row[9] or {}), version=row[10],
     )
 
 
@@ -109,7 +109,9 @@ class AuthorizationContext:
 
 @dataclass(frozen=True)
 class AuthorizationRecord:
-    """One real-time answer and the first state of its transaction."""
+    """One real-time answer and the first state of its transaction. `message_key` and `card_version`
+    are given when the answer was decided with a cached card: it is recorded only if its signed
+    message is new and the card unchanged (see record_authorizations)."""
 
     token: str
     card_id: str
@@ -120,6 +122,28 @@ class AuthorizationRecord:
     hold_id: str | None
     timed_out: bool
     transaction: TransactionState
+    message_key: str | None = None
+    card_version: int | None = None
+
+
+@dataclass(frozen=True)
+class EarlierAnswer:
+    result: str
+    approved: int
+    reason: str | None
+    hold_id: str | None
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What recording one answer did. Nothing is recorded for a replay (its signed message was
+    received before) or a stale decision (the card changed since: decide again)."""
+
+    replayed: bool
+    stale: bool
+    answered: bool  # recorded now: this is the token's answer
+    created: bool  # its transaction row is new (else a webhook or an earlier answer made it)
+    earlier: EarlierAnswer | None  # the answer given to the token before, when there was one
 
 
 def _record_row(record: AuthorizationRecord) -> dict[str, Any]:
@@ -133,6 +157,7 @@ def _record_row(record: AuthorizationRecord) -> dict[str, Any]:
         "auth_created": state.auth_key[0].isoformat() if state.auth_key else None,
         "auth_event": state.auth_key[1] if state.auth_key else None, "closed_reason": state.closed_reason,
         "hold_attempted": state.hold_attempted, "hold_amount": state.hold_amount, "hold_open": state.hold_open,
+        "message_key": record.message_key, "card_version": record.card_version,
     }
 
 
@@ -174,7 +199,7 @@ class CardStore:
         realtime = {**fast, "options": f"{fast['options']} -c lock_timeout={REALTIME_LOCK_TIMEOUT_MS}"}
         self.realtime_pool = AsyncConnectionPool(database_url, min_size=1, max_size=4, open=False, timeout=10,
                                                  kwargs=realtime)
-        self._alone: set[asyncio.Future[bool]] = set()  # records sent alone, still running
+        self._alone: set[asyncio.Future[RecordResult]] = set()  # records sent alone, still running
 
     async def open(self) -> None:
         await self.pool.open(wait=True)
@@ -258,9 +283,9 @@ class CardStore:
         assert len(rows) == len(sent), (len(rows), len(sent))
         by_key: dict[str, AuthorizationContext] = {}
         for row in rows:
-            card = card_from_row(row[2:12]) if row[2] is not None else None
+            card = card_from_row(row[2:13]) if row[2] is not None else None
             by_key[sent[row[0] - 1].message_key] = AuthorizationContext(
-                row[1], card, row[12], _int(row[13]), row[14], row[15])
+                row[1], card, row[13], _int(row[14]), row[15], row[16])
         return [by_key[x.message_key] if first[x.message_key] == index
                 else replace(by_key[x.message_key], first_time=False) for index, x in enumerate(lookups)]
 
@@ -286,53 +311,64 @@ class CardStore:
 
     async def record_authorizations(
         self, records: Sequence[AuthorizationRecord]
-    ) -> list[bool | asyncio.Future[bool]]:
-        """Store each answer and its transaction's first state; False where the transaction row already
-        existed (a webhook got there first, or an earlier record of the same token in this list).
-        Written without waiting for fsync: see docs/cards.md.
+    ) -> list[RecordResult | asyncio.Future[RecordResult]]:
+        """Store each answer and its transaction's first state (see RecordResult). Written without
+        waiting for fsync: see docs/cards.md.
 
-        A batch must not wait behind one row: a webhook worker that is creating the same transaction
-        holds its row until its ledger calls return, and every answer of the batch would wait with
-        it. So the batch runs with a short lock timeout, and past it each row goes alone, its result a
-        future (see ledger_cards/coalescer.py): only the answer that shares the row waits for it, as
-        it would have without batching, and the next batch goes meanwhile."""
+        One statement for the list, with each token and each message key at most once; a later copy
+        of either (a retry or a replay sent at the same moment) goes in a statement of its own after
+        it, so the database tells what the copy is. A batch must not wait behind one row: a webhook
+        worker that is creating the same transaction holds its row until its ledger calls return,
+        and every answer of the batch would wait with it. So the batch runs with a short lock
+        timeout, and past it each row goes alone, its result a future (see ledger_cards/coalescer.py):
+        only the answer that shares the row waits for it, as it must."""
         assert 0 < len(records) <= BATCH_ROWS_MAX, len(records)
         first: dict[str, AuthorizationRecord] = {}
-        for record in records:
-            first.setdefault(record.token, record)
-        rows = list(first.values())
+        keys: set[str] = set()
+        copies: set[int] = set()
+        for index, record in enumerate(records):
+            if record.token in first or record.message_key in keys:
+                copies.add(index)
+                continue
+            first[record.token] = record
+            if record.message_key is not None:
+                keys.add(record.message_key)
         try:
-            created = await self._record(self.realtime_pool, rows)
+            recorded = await self._record(self.realtime_pool, list(first.values()))
         except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
-            alone = {row.token: self._record_alone(row) for row in rows}
-            return [alone.pop(record.token) if record.token in alone else False for record in records]
-        # Only the first record of a token can have created its row.
-        return list(_first_occurrences([record.token for record in records], created))
+            return [self._record_alone(record) for record in records]
+        return [self._record_alone(record) if index in copies else recorded[record.token]
+                for index, record in enumerate(records)]
 
-    def _record_alone(self, row: AuthorizationRecord) -> asyncio.Future[bool]:
+    def _record_alone(self, row: AuthorizationRecord) -> asyncio.Future[RecordResult]:
         """One row in its own statement, without the lock timeout: it waits for the row if it must."""
 
-        async def record() -> bool:
-            return row.token in await self._record(self.fast_pool, [row])
+        async def record() -> RecordResult:
+            return (await self._record(self.fast_pool, [row]))[row.token]
 
         task = asyncio.ensure_future(record())
         self._alone.add(task)
         task.add_done_callback(self._alone.discard)
         return task
 
-    async def _record(self, pool: AsyncConnectionPool, rows: list[AuthorizationRecord]) -> set[str]:
-        """The tokens of `rows` whose transaction row this statement created."""
+    async def _record(self, pool: AsyncConnectionPool, rows: list[AuthorizationRecord]) -> dict[str, RecordResult]:
+        """What recording did to each of `rows` (distinct tokens), by token."""
         payload = json.dumps([_record_row(record) for record in rows], separators=(",", ":"))
+        fetched: list[Any] = []
         for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:
                 async with pool.connection() as conn:
                     cursor = AsyncRawCursor(conn)
-                    return {row[0] for row in await (
-                        await cursor.execute(RECORD_AUTHORIZATIONS, (payload,), prepare=True)).fetchall()}
+                    fetched = await (await cursor.execute(
+                        RECORD_AUTHORIZATIONS, (payload, self._seen_ttl_s), prepare=True)).fetchall()
+                break
             except psycopg.errors.DeadlockDetected:  # the same tokens recorded by another gateway at once
                 if attempt == RECORD_ATTEMPTS or pool is self.realtime_pool:
                     raise
-        raise AssertionError("unreachable")
+        assert len(fetched) == len(rows), (len(fetched), len(rows))
+        return {row[0]: RecordResult(row[1], row[2], row[3], row[4],
+                                     None if row[5] is None else EarlierAnswer(row[5], int(row[6]), row[7], row[8]))
+                for row in fetched}
 
     async def transaction_hold(self, token: str) -> str | None:
         async with self.pool.connection() as conn:

@@ -19,12 +19,12 @@ RETURNING id::text;
 
 -- name: card_by_token
 SELECT id::text, token, account_id::text, asset, state, daily_limit::text, monthly_limit::text, blocked_mccs,
-       tenant, metadata
+       tenant, metadata, version
 FROM cards WHERE token = %(token)s;
 
 -- name: card_by_id
 SELECT id::text, token, account_id::text, asset, state, daily_limit::text, monthly_limit::text, blocked_mccs,
-       tenant, metadata
+       tenant, metadata, version
 FROM cards WHERE id = %(id)s;
 
 -- name: set_card_state
@@ -60,7 +60,7 @@ WITH q AS (
 )
 SELECT q.i, q.message_key IN (SELECT message_key FROM seen) AS first_time,
        c.id::text, c.token, c.account_id::text, c.asset, c.state, c.daily_limit::text,
-       c.monthly_limit::text, c.blocked_mccs, c.tenant, c.metadata,
+       c.monthly_limit::text, c.blocked_mccs, c.tenant, c.metadata, c.version,
        a.result, a.approved_amount::text, a.decline_reason, a.hold_id::text
 FROM q
 LEFT JOIN LATERAL (SELECT * FROM cards WHERE cards.token = q.card_token LIMIT 1) AS c ON true
@@ -88,30 +88,59 @@ WHERE message_key IN (
 -- Answers and their transactions' first states, for every authorization decided meanwhile, in one
 -- statement whose one parameter is the JSON array of the rows (one parameter, not one array per
 -- column: adapting 17 arrays cost the gateway more CPU than the statement). Tokens are distinct
--- (the caller keeps only the first of a batch) and rows go in token order, so two gateways recording
--- the same retried authorization wait for each other in one order. Returns the tokens whose
--- transaction row is new; a webhook that created the row first keeps it.
+-- and rows go in token order, so two gateways recording the same retried authorization wait for
+-- each other in one order; a webhook that created the transaction row first keeps it.
+--
+-- An answer decided with a cached card (clients/cards/card_cache.py) comes with its signed
+-- message's key and the card version it was decided with, and is recorded only if both hold:
+-- the message is new (marked here; its copies are replays) and the card is unchanged (else it is
+-- `stale` and decided again). A row without them (decided from a fresh lookup, which marked the
+-- message, or a late outcome) is recorded as it is. Returns, per row: whether it was a replay,
+-- stale, recorded now, whether its transaction row is new, and the earlier answer to its token
+-- when there was one (as of the statement's start: an answer committed concurrently may be missed).
 WITH q AS (
     SELECT *
     FROM jsonb_to_recordset(%(rows)s::jsonb)
          AS q (token text, card_id uuid, result text, requested_amount numeric, approved_amount numeric,
                decline_reason text, hold_id uuid, timed_out boolean, account_id uuid, asset text,
                auth_total numeric, auth_created timestamptz, auth_event text, closed_reason text,
-               hold_attempted boolean, hold_amount numeric, hold_open boolean)
+               hold_attempted boolean, hold_amount numeric, hold_open boolean, message_key text,
+               card_version bigint)
+), seen AS (
+    INSERT INTO card_seen_messages (message_key, expires_at)
+    SELECT message_key, now() + make_interval(secs => %(ttl_s)s) FROM q
+    WHERE message_key IS NOT NULL ORDER BY message_key
+    ON CONFLICT (message_key) DO NOTHING
+    RETURNING message_key
+), checked AS (
+    SELECT q.*,
+           q.message_key IS NOT NULL AND q.message_key NOT IN (SELECT message_key FROM seen) AS replayed,
+           q.card_version IS NOT NULL AND q.card_version IS DISTINCT FROM c.version AS stale
+    FROM q
+    LEFT JOIN LATERAL (SELECT version FROM cards WHERE cards.id = q.card_id LIMIT 1) AS c ON true
 ), answer AS (
     INSERT INTO card_authorizations (token, card_id, result, requested_amount, approved_amount, decline_reason,
                                      hold_id, timed_out)
     SELECT token, card_id, result, requested_amount, approved_amount, decline_reason, hold_id, timed_out
-    FROM q ORDER BY token
+    FROM checked WHERE NOT replayed AND NOT stale ORDER BY token
     ON CONFLICT (token) DO NOTHING
+    RETURNING token
+), transaction AS (
+    INSERT INTO card_transactions (token, card_id, account_id, asset, auth_total, auth_created, auth_event,
+                                   closed_reason, hold_attempted, hold_id, hold_amount, hold_open)
+    SELECT token, card_id, account_id, asset, auth_total, auth_created, auth_event, closed_reason,
+           hold_attempted, hold_id, hold_amount, hold_open
+    FROM checked WHERE NOT replayed AND NOT stale ORDER BY token
+    ON CONFLICT (token) DO NOTHING
+    RETURNING token
 )
-INSERT INTO card_transactions (token, card_id, account_id, asset, auth_total, auth_created, auth_event,
-                               closed_reason, hold_attempted, hold_id, hold_amount, hold_open)
-SELECT token, card_id, account_id, asset, auth_total, auth_created, auth_event, closed_reason, hold_attempted,
-       hold_id, hold_amount, hold_open
-FROM q ORDER BY token
-ON CONFLICT (token) DO NOTHING
-RETURNING token;
+SELECT k.token, k.replayed, k.stale, k.token IN (SELECT token FROM answer) AS answered,
+       k.token IN (SELECT token FROM transaction) AS created,
+       a.result, a.approved_amount::text, a.decline_reason, a.hold_id::text
+FROM checked AS k
+LEFT JOIN LATERAL (
+    SELECT * FROM card_authorizations WHERE card_authorizations.token = k.token LIMIT 1
+) AS a ON true;
 
 -- name: insert_transaction
 -- The lifecycle row of a transaction; the first writer (real-time path or webhook worker) wins.
