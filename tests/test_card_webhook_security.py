@@ -241,3 +241,34 @@ def test_a_timed_out_decision_answers_the_default_and_the_late_hold_is_voided(
         client.close()
         slow.stop()
         proxy.close()
+
+
+ROUNDS, EVENTS = 30, 100  # EVENTS_PER_DELIVERY_MAX
+
+
+def test_copies_of_a_delivery_sent_at_once_in_other_orders_are_both_acknowledged(
+    database_url: str, ledger: LedgerClient, processor: Processor
+) -> None:
+    """A processor resending a batch while the first copy is still being stored, its events in
+    another order: both copies are acknowledged (no deadlock between the two inbox writes) and each
+    event is stored once."""
+    wallet = open_cardholder(ledger, "USD", 10_000)
+    card = processor.issue_card(wallet)["card_token"]
+    before = _stored_events(database_url)
+    for _ in range(ROUNDS):
+        events = [event("balance_inquiry", "txn_" + uuid.uuid4().hex, card) for _ in range(EVENTS)]
+        barrier = threading.Barrier(2)
+        copies = [(events, barrier), (events[::-1], barrier)]
+
+        def deliver(copy: tuple[list[dict[str, object]], threading.Barrier]) -> int:
+            batch, barrier = copy
+            sender = Processor(processor.gateway)
+            try:
+                barrier.wait(timeout=10)
+                return sender.signed_post("/v1/events", {"events": batch}).status_code
+            finally:
+                sender.close()
+
+        with ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(deliver, copies)) == [200, 200]
+    assert _stored_events(database_url) - before == ROUNDS * EVENTS

@@ -172,9 +172,15 @@ WHERE token = %(token)s;
 
 -- name: insert_events
 -- The inbox write of one delivery: new events are returned, duplicates (same event token) are not.
+-- Rows go in event-token order: two deliveries that share events (a processor resending a batch
+-- while the first copy is still being stored, its events in another order) then wait for each
+-- other in one order instead of deadlocking (seen: "deadlock detected" while inserting into the
+-- card_events index, answered 500).
 INSERT INTO card_events (event_token, transaction_token, event_type, payload, payload_hash)
 SELECT * FROM unnest(%(event_tokens)s::text[], %(transaction_tokens)s::text[], %(event_types)s::text[],
                      %(payloads)s::jsonb[], %(payload_hashes)s::bytea[])
+              AS u (event_token, transaction_token, event_type, payload, payload_hash)
+ORDER BY event_token
 ON CONFLICT (event_token) DO NOTHING
 RETURNING event_token, transaction_token;
 
