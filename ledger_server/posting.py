@@ -41,11 +41,17 @@ from ledger_server import queries, rows, wire
 from ledger_server.errors import LedgerError, idempotency_key_reused, transient
 from ledger_server.ids import account_lock_key, new_uuid7, uuid_text
 from ledger_server.metrics import Metrics
+from ledger_server.pipeline import SYNC, Pipeline, Statement, statement
 from ledger_server.state_machine import BatchState, HoldState, TransferRecord
 
 log = logging.getLogger(__name__)
 Q = queries.load("posting")
-WRITE_EFFECTS, WRITE_EFFECTS_PARAMS = queries.positional(Q["write_effects"])
+# The statements of a batch, sent in round trips of their own (ledger_server/pipeline.py).
+S = {name: statement(name, Q[name]) for name in (
+    "load_outcomes", "load_referenced_transfers", "lock_accounts", "load_accounts", "load_holds",
+    "load_reversed_totals", "load_assets", "begin_batch", "insert_assets", "insert_accounts", "write_effects",
+    "commit", "unlock_all")}
+Call = tuple[Statement, dict[str, Any]] | None
 
 ATTEMPTS_BEFORE_SPLIT = 4
 ATTEMPTS_MAX = 10
@@ -93,6 +99,7 @@ class PostingEngine:
         self._metrics = metrics
         self._new_id = new_id
         self._conn: psycopg.Connection[Any] | None = None
+        self._pipeline: Pipeline | None = None
         # Assets never change once created: their scales are cached after a commit that read or
         # created them, so a batch does not load them again.
         self._assets: dict[str, int] = {}
@@ -161,6 +168,7 @@ class PostingEngine:
             # table's statistics; the stored-outcome lookup was otherwise re-planned on every batch
             # (measured: a one-transfer batch 2.4-2.6 -> 2.2 ms, benchmarks/README.md).
             self._conn.execute("SET plan_cache_mode = force_generic_plan")
+            self._pipeline = Pipeline(self._conn)
         return self._conn
 
     def _run_once(self, jobs: Sequence[c.Job]) -> list[Outcome]:
@@ -191,37 +199,37 @@ class PostingEngine:
     def _apply(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> tuple[list[Outcome], dict[str, int]]:
         """Every job's outcome, and the asset scales the batch knows (to cache once it commits).
 
-        Two round trips: the reads (one pipeline), then BEGIN, the write, COMMIT and the unlock (one
-        pipeline). A batch with side effects (jobs that write while they are applied) opens its
-        transaction at the end of the reads' pipeline instead, which costs it one round trip more."""
+        Two round trips: the reads, then BEGIN, the write, COMMIT and the unlock. A batch with side
+        effects (jobs that write while they are applied) opens its transaction at the end of the
+        reads' round trip instead."""
+        assert self._pipeline is not None
         begin_first = any(isinstance(job, c.SideEffect) for job in jobs)
-        with conn.pipeline() as pipeline:
-            reads = self._send_reads(conn, pipeline, jobs, begin_first)
-        state, loaded_versions = self._state(reads)
+        state, loaded_versions = self._read(self._pipeline, jobs, begin_first)
         results = [_apply_job(state, job, conn) for job in jobs]
-        with conn.pipeline():
-            if not begin_first:
-                conn.execute(Q["begin_batch"])
-            _write(conn, state, loaded_versions)
-            conn.execute(Q["commit"])
-            conn.execute(Q["unlock_all"])
+        calls: list[Call] = [] if begin_first else [(S["begin_batch"], {})]
+        calls += _write(state, loaded_versions)
+        calls += [(S["commit"], {}), (S["unlock_all"], {})]
+        self._pipeline.run(calls)
         return results, state.assets
 
-    def _send_reads(self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline, jobs: Sequence[c.Job],
-                    begin: bool) -> _Reads:
-        """Every row the batch needs, its locks and its clock, sent in one pipeline (read once it
-        ends: one round trip, two when the batch refers to earlier transfers, whose accounts must be
-        known to lock them). `begin`: open the write transaction at its end."""
+    def _read(
+        self, pipeline: Pipeline, jobs: Sequence[c.Job], begin: bool
+    ) -> tuple[BatchState, dict[uuid.UUID, int]]:
+        """The batch's in-memory state and the account versions it read: every row the batch needs,
+        its locks and its clock, in one round trip (two when the batch refers to earlier transfers,
+        whose accounts must be known to lock them). `begin`: open the write transaction at its end."""
         commands = list(_commands(jobs))
         request_ids = [j.request_id for j in jobs if not isinstance(j, c.ExpireHold)]
         request_ids += [i.request_id for j in jobs if isinstance(j, c.TransferBatch) for i in j.items]
         referenced = sorted({r for cmd in commands for r in _references(cmd)})
-        outcome_rows = conn.execute(Q["load_outcomes"], {"request_ids": _text_array(request_ids)})
+        outcomes: Call = (S["load_outcomes"], {"request_ids": _text_array(request_ids)})
+        calls: list[Call] = [outcomes]
         transfers: dict[uuid.UUID, TransferRecord] = {}
         if referenced:  # their accounts must be locked too: read them first (transfers are immutable)
-            transfer_rows = conn.execute(Q["load_referenced_transfers"],
-                                         {"transfer_ids": _uuid_array(referenced)})
-            transfers = {row[0]: rows.transfer_record(row) for row in transfer_rows.fetchall()}
+            outcome_rows, transfer_rows = pipeline.run(
+                [outcomes, (S["load_referenced_transfers"], {"transfer_ids": _uuid_array(referenced)})])
+            transfers = {row[0]: rows.transfer_record(row) for row in transfer_rows}
+            calls = []
 
         account_ids = {a for cmd in commands for a in _accounts_of(cmd)}
         for record in transfers.values():
@@ -234,57 +242,39 @@ class PostingEngine:
         # READ COMMITTED statements run in order, each with its own snapshot: the reads start after
         # every lock is held, so they see the last commit of any writer that held one before. A sync
         # ends their implicit transaction, so the write transaction can choose its isolation.
-        lock_started = time.perf_counter()
-        lock_row = conn.execute(Q["lock_accounts"], {"keys": _array_literal(keys)})
-        account_rows = conn.execute(Q["load_accounts"], {"account_ids": _uuid_array(sorted(account_ids))}) \
-            if account_ids else None
-        hold_rows = conn.execute(Q["load_holds"], {"transfer_ids": _uuid_array(hold_ids)}) if hold_ids else None
-        reversal_rows = conn.execute(Q["load_reversed_totals"], {"transfer_ids": _uuid_array(reversible)}) \
-            if reversible else None
-        asset_rows = conn.execute(Q["load_assets"], {"codes": _text_array(unknown_assets)}) \
-            if unknown_assets else None
+        calls.append((S["lock_accounts"], {"keys": _array_literal(keys)}))
+        optional = [
+            ("load_accounts", {"account_ids": _uuid_array(sorted(account_ids))}, bool(account_ids)),
+            ("load_holds", {"transfer_ids": _uuid_array(hold_ids)}, bool(hold_ids)),
+            ("load_reversed_totals", {"transfer_ids": _uuid_array(reversible)}, bool(reversible)),
+            ("load_assets", {"codes": _text_array(unknown_assets)}, bool(unknown_assets)),
+        ]
+        calls += [(S[name], params) for name, params, needed in optional if needed]
         if begin:
-            pipeline.sync()
-            conn.execute(Q["begin_batch"])
-        return _Reads(outcome_rows, transfers, asset_codes, lock_started, lock_row, account_rows, hold_rows,
-                      reversal_rows, asset_rows)
-
-    def _state(self, reads: _Reads) -> tuple[BatchState, dict[uuid.UUID, int]]:
-        """The batch's in-memory state from its reads, and the account versions it read."""
-        (now,) = reads.lock_row.fetchone()  # type: ignore[misc]
-        self._metrics.lock_wait_seconds.observe(time.perf_counter() - reads.lock_started)
-        stored = {row[0]: _stored_outcome(row) for row in reads.outcome_rows.fetchall()}
-        accounts = {row[0]: rows.account_state(row) for row in _fetched(reads.account_rows)}
+            calls += [SYNC, (S["begin_batch"], {})]
+        lock_started = time.perf_counter()
+        fetched = iter(pipeline.run(calls))
+        if not referenced:
+            outcome_rows = next(fetched)
+        ((now,),) = next(fetched)
+        self._metrics.lock_wait_seconds.observe(time.perf_counter() - lock_started)
+        loaded = {name: next(fetched) if needed else [] for name, _, needed in optional}
+        stored = {row[0]: _stored_outcome(row) for row in outcome_rows}
+        accounts = {row[0]: rows.account_state(row) for row in loaded["load_accounts"]}
         loaded_versions = {a.id: a.version for a in accounts.values()}
-        assets = {code: self._assets[code] for code in reads.asset_codes if code in self._assets}
-        assets.update((code, scale) for code, scale in _fetched(reads.asset_rows))
+        assets = {code: self._assets[code] for code in asset_codes if code in self._assets}
+        assets.update((code, scale) for code, scale in loaded["load_assets"])
         state = BatchState(
             now=now,
             assets=assets,
             accounts=accounts,
-            transfers=reads.transfers,
-            holds={row[0]: HoldState(row[1], int(row[2]), int(row[3])) for row in _fetched(reads.hold_rows)},
-            reversed_totals={row[0]: int(row[1]) for row in _fetched(reads.reversal_rows)},
+            transfers=transfers,
+            holds={row[0]: HoldState(row[1], int(row[2]), int(row[3])) for row in loaded["load_holds"]},
+            reversed_totals={row[0]: int(row[1]) for row in loaded["load_reversed_totals"]},
             new_id=self._new_id,
             outcomes=stored,
         )
         return state, loaded_versions
-
-
-@dataclass(frozen=True)
-class _Reads:
-    """What a batch's read pipeline sent: its cursors (read once the pipeline ended) and what it knew
-    before sending."""
-
-    outcome_rows: psycopg.Cursor[Any]
-    transfers: dict[uuid.UUID, TransferRecord]
-    asset_codes: set[str]
-    lock_started: float
-    lock_row: psycopg.Cursor[Any]
-    account_rows: psycopg.Cursor[Any] | None
-    hold_rows: psycopg.Cursor[Any] | None
-    reversal_rows: psycopg.Cursor[Any] | None
-    asset_rows: psycopg.Cursor[Any] | None
 
 
 # -- applying jobs to the in-memory state --------------------------------------------------------
@@ -429,25 +419,27 @@ def _add_result(response: ledger_pb2.CreateTransfersResponse, outcome: Outcome) 
 # -- writing the effects -------------------------------------------------------------------------
 
 
-def _write(conn: psycopg.Connection[Any], state: BatchState, loaded_versions: dict[uuid.UUID, int]) -> None:
+def _write(state: BatchState, loaded_versions: dict[uuid.UUID, int]) -> list[Call]:
     """The batch's writes: new assets and accounts first (later rows refer to them), then everything
     else in one statement, whose guard fails it (and so the transaction) on a lost update."""
     e = state.effects
     now = state.now
+    calls: list[Call] = []
     if e.new_assets:
-        conn.execute(Q["insert_assets"], {
-            "now": now, "codes": [a[0] for a in e.new_assets], "scales": [a[1] for a in e.new_assets],
-        })
+        calls.append((S["insert_assets"], {
+            "now": now, "codes": _text_array(a[0] for a in e.new_assets),
+            "scales": _array_literal(a[1] for a in e.new_assets),
+        }))
     if e.new_accounts:
         new = [state.accounts[i] for i in e.new_accounts]
-        conn.execute(Q["insert_accounts"], {
-            "now": now, "ids": _uuid_array(a.id for a in new), "assets": [a.asset for a in new],
-            "dmnec": [a.debits_must_not_exceed_credits for a in new],
-            "cmned": [a.credits_must_not_exceed_debits for a in new],
-            "metadata": [_json(a.metadata) for a in new],
-        })
+        calls.append((S["insert_accounts"], {
+            "now": now, "ids": _uuid_array(a.id for a in new), "assets": _text_array(a.asset for a in new),
+            "dmnec": _bool_array(a.debits_must_not_exceed_credits for a in new),
+            "cmned": _bool_array(a.credits_must_not_exceed_debits for a in new),
+            "metadata": _text_array(_json(a.metadata) for a in new),
+        }))
     if not (e.transfers or e.changed_holds or e.outcomes or e.events):
-        return
+        return calls
     new_hold_ids = {t.id for t in e.new_holds}
     # A hold created and settled (or adjusted) in this same batch is inserted in its final state:
     # sibling sub-statements cannot see each other's rows, so it could not be updated after.
@@ -488,8 +480,9 @@ def _write(conn: psycopg.Connection[Any], state: BatchState, loaded_versions: di
         "v_account_ids": _text_array(",".join(map(uuid_text, ev.account_ids)) for ev in e.events),
         "v_payloads": _bytea_array(_event_bytes(ev, now, state.serialized_transfers) for ev in e.events),
     })
-    assert set(params) == set(WRITE_EFFECTS_PARAMS), set(params) ^ set(WRITE_EFFECTS_PARAMS)
-    psycopg.RawCursor(conn).execute(WRITE_EFFECTS, [params[name] for name in WRITE_EFFECTS_PARAMS])
+    assert set(params) == set(S["write_effects"].params), set(params) ^ set(S["write_effects"].params)
+    calls.append((S["write_effects"], params))
+    return calls
 
 
 def _event_bytes(ev: Any, now: Any, serialized: dict[uuid.UUID, bytes]) -> bytes:
@@ -573,6 +566,10 @@ def _array_literal(values: Iterable[object]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
+def _bool_array(values: Iterable[bool]) -> str:
+    return "{" + ",".join("t" if v else "f" for v in values) + "}"
+
+
 def _uuid_array(values: Iterable[uuid.UUID]) -> str:
     """`{a,b}` of uuids, their text remembered (ids.uuid_text)."""
     return "{" + ",".join(map(uuid_text, values)) + "}"
@@ -609,11 +606,6 @@ def _abandon(conn: psycopg.Connection[Any]) -> None:
         conn.execute(Q["abandon_batch"])
     except psycopg.Error:
         conn.close()
-
-
-def _fetched(cursor: psycopg.Cursor[Any] | None) -> list[Any]:
-    """Rows of a query that was only sent when it had keys to look up (none sent: no rows)."""
-    return [] if cursor is None else cursor.fetchall()
 
 
 def _stored_outcome(row: tuple[Any, ...]) -> StoredOutcome:

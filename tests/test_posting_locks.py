@@ -22,6 +22,7 @@ from ledger_server import commands as c
 from ledger_server import posting
 from ledger_server.ids import account_lock_key
 from ledger_server.metrics import Metrics
+from ledger_server.pipeline import Pipeline
 from tests.invariants import assert_ledger_consistent
 
 
@@ -40,6 +41,11 @@ def _advisory_locks(url: str) -> int:
         return int(conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
                                 "(SELECT oid FROM pg_database WHERE datname = current_database())")
                    .fetchone()[0])  # type: ignore[index]
+
+
+def _writes(calls: Any) -> bool:
+    """Whether a round trip of the engine carries its write statement."""
+    return any(call is not None and call[0] is posting.S["write_effects"] for call in calls)
 
 
 def _retries(metrics: Metrics) -> float:
@@ -63,28 +69,28 @@ def test_locks_are_held_through_the_commit_and_none_outlive_the_batch(
     url, (a, b, *_) = books
     engine = posting.PostingEngine(url, Metrics())
     seen: list[bool] = []
-    original = psycopg.RawCursor.execute
+    original = Pipeline.run
 
-    def observe(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        if query == posting.WRITE_EFFECTS:
+    def observe(self: Any, calls: Any) -> Any:
+        if _writes(calls):
             seen.append(_held_elsewhere(url, a) and _held_elsewhere(url, b))
-        return original(self, query, params, **kwargs)
+        return original(self, calls)
 
-    monkeypatch.setattr(psycopg.RawCursor, "execute", observe)
+    monkeypatch.setattr(Pipeline, "run", observe)
     assert [o.code for o in engine.execute([c.CreateTransfer("t-1", a, b, 10, "USD", False, 0)])] == [0]
     assert seen == [True], "the write ran without both accounts locked"
     assert _advisory_locks(url) == 0, "a lock outlived a committed batch"
 
-    def fail(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        if query == posting.WRITE_EFFECTS:
+    def fail(self: Any, calls: Any) -> Any:
+        if _writes(calls):
             raise RuntimeError("injected failure in the write")
-        return original(self, query, params, **kwargs)
+        return original(self, calls)
 
-    monkeypatch.setattr(psycopg.RawCursor, "execute", fail)
+    monkeypatch.setattr(Pipeline, "run", fail)
     outcome = engine.execute([c.CreateTransfer("t-2", a, b, 10, "USD", False, 0)])[0]
     assert outcome.error().reason == "INTERNAL"
     assert _advisory_locks(url) == 0, "a lock outlived a failed batch"
-    monkeypatch.setattr(psycopg.RawCursor, "execute", original)
+    monkeypatch.setattr(Pipeline, "run", original)
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM transfers").fetchone() == (1,)
     engine.close()
@@ -105,15 +111,15 @@ def test_a_writer_that_waited_for_a_lock_reads_the_other_commit_and_needs_no_ret
     first = posting.PostingEngine(url, first_metrics)
     second = posting.PostingEngine(url, second_metrics)
     in_write, release = threading.Event(), threading.Event()
-    original = psycopg.RawCursor.execute
+    original = Pipeline.run
 
-    def pause_first(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        if query == posting.WRITE_EFFECTS and threading.current_thread().name == "first":
+    def pause_first(self: Any, calls: Any) -> Any:
+        if _writes(calls) and threading.current_thread().name == "first":
             in_write.set()
             assert release.wait(10)
-        return original(self, query, params, **kwargs)
+        return original(self, calls)
 
-    monkeypatch.setattr(psycopg.RawCursor, "execute", pause_first)
+    monkeypatch.setattr(Pipeline, "run", pause_first)
     results: dict[str, list[posting.Outcome]] = {}
 
     def run(name: str, engine: posting.PostingEngine, jobs: list[c.Job]) -> None:
