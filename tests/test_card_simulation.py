@@ -22,12 +22,16 @@ LIFECYCLES = int(os.environ.get("CARD_SIMULATION_LIFECYCLES", "10000"))
 
 
 def assert_every_event_applied(database_url: str) -> None:
-    """No event failed or is still waiting, and the ledger's invariants hold."""
+    """No event failed or is still waiting, no transaction was marked by a plan the ledger refused,
+    and the ledger's invariants hold."""
     with psycopg.connect(database_url) as conn:
         failed = conn.execute("SELECT event_token, outcome FROM card_events WHERE outcome ? 'error'").fetchall()
         stuck = conn.execute("SELECT count(*) FROM card_events WHERE applied_at IS NULL").fetchone()
+        rejected = conn.execute("SELECT token, review FROM card_transactions WHERE review LIKE 'ledger_rejected%'"
+                                ).fetchall()
     assert failed == []
     assert stuck == (0,)
+    assert rejected == [], rejected[:5]  # an event applied twice (its second plan refused by the ledger)
     assert_ledger_consistent(database_url)
 
 

@@ -69,6 +69,7 @@ SWEEP_INTERVAL_S = 0.5
 SWEEP_BATCH = 500
 QUEUE_MAX = 20_000
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+RECLAIM = ""  # _apply_next: the event was applied by another worker meanwhile; nothing done, claim again
 HOLD_GONE = (PendingExpired, PendingAlreadyVoided, PendingAlreadyPosted, PendingNotFound)
 
 
@@ -188,6 +189,8 @@ class EventApplier:
                 if event_token is None:
                     await conn.execute("ROLLBACK")  # ends the claim: nothing to apply, the lock goes
                     return count
+                if event_token == RECLAIM:
+                    continue
                 count += 1
                 self.applied += 1
 
@@ -202,7 +205,8 @@ class EventApplier:
         self, conn: AsyncConnection[Any], cursor: psycopg.AsyncClientCursor[Any], token: str
     ) -> str | None:
         """Apply the next event of the transaction and commit; None (transaction still open) if none."""
-        await cursor.execute("BEGIN; " + Q["claim_next"], {"token": token})
+        await cursor.execute("BEGIN; " + Q["lock_transaction_row"] + " " + Q["claim_next"], {"token": token})
+        cursor.nextset()
         cursor.nextset()
         claimed = await cursor.fetchone()
         assert claimed is not None
@@ -229,6 +233,9 @@ class EventApplier:
             await conn.execute(Q["insert_transaction"], transaction_params(state))
             row = await (await conn.execute(Q["lock_transaction"], {"token": token})).fetchone()
             assert row is not None
+            if await (await conn.execute(Q["event_unapplied"], {"event_token": event.token})).fetchone() is None:
+                await conn.execute("ROLLBACK")  # another worker applied it meanwhile: claim again
+                return RECLAIM
         state = transaction_from_row(row)
         if event.currency != state.asset:
             await self._mark(cursor, event, {"error": "CURRENCY_MISMATCH"})

@@ -248,9 +248,23 @@ WHERE applied_at IS NOT NULL AND event_type IN ('clearing', 'return', 'return.re
 SELECT event_token, transaction_token, event_type, payload, outcome
 FROM card_events WHERE event_token = %(event_token)s AND applied_at IS NOT NULL;
 
+-- name: lock_transaction_row
+-- Sent before claim_next in the same round trip (a statement of its own, so claim_next's snapshot is
+-- taken once the lock is held): a worker that waited here for another worker's transaction must read
+-- the events and intent that one left, not the ones before it (with one statement, its stale
+-- snapshot showed an event the other worker had just applied, which it then applied again: the
+-- ledger refused the second plan, IDEMPOTENCY_KEY_REUSED, and the transaction was marked
+-- ledger_rejected; seen with two gateway replicas).
+SELECT 1 FROM card_transactions WHERE token = %(token)s FOR UPDATE;
+
+-- name: event_unapplied
+-- After a first event created the transaction's row: whether the event is still to apply (another
+-- worker may have created the row and applied it while this one waited for the row).
+SELECT 1 FROM card_events WHERE event_token = %(event_token)s AND applied_at IS NULL;
+
 -- name: claim_next
--- One round trip at the start of an event's transaction: the transaction's row (locked), a crashed
--- attempt's intent, and the oldest unapplied event.
+-- One round trip at the start of an event's transaction (after lock_transaction_row): the
+-- transaction's row (locked), a crashed attempt's intent, and the oldest unapplied event.
 SELECT t.token, t.card_id, t.account_id, t.asset, t.auth_total, t.auth_created, t.auth_event, t.closed_reason,
        t.hold_attempted, t.hold_id, t.hold_amount, t.hold_open, t.cleared_total, t.returned_total,
        t.return_reversed, t.credit_transfer_id, t.review,
