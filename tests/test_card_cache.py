@@ -133,6 +133,25 @@ def test_copies_of_a_request_for_a_cached_card_are_answered_once(ledger: LedgerC
     assert pending(ledger, wallet) == 750
 
 
+def test_a_copy_is_refused_even_when_the_card_changed_since(
+    database_url: str, ledger: LedgerClient, processor: Processor
+) -> None:
+    """The record finds the copy's message seen and its cached card out of date at once: a copy is
+    refused (409), not decided again."""
+    wallet = open_cardholder(ledger, "USD", 10_000)
+    card = processor.issue_card(wallet)["card_token"]
+    assert processor.authorize(card, 50)["result"] == "APPROVED"  # cached
+    payload = {"token": "auth_" + uuid.uuid4().hex, "card_token": card, "amount": 300, "currency": "USD",
+               "created": now_rfc3339()}
+    body = json.dumps(payload).encode()
+    headers = signed_headers(processor.gateway.secret, "msg_" + uuid.uuid4().hex, body)
+    assert processor.http.post("/v1/authorizations", content=body, headers=headers).status_code == 200
+    change_unheard(database_url, card, state=1)  # a new version, same state: the cache is out of date
+    again = processor.http.post("/v1/authorizations", content=body, headers=headers)
+    assert (again.status_code, again.json()["error"]) == (409, "replayed")
+    assert pending(ledger, wallet) == 350
+
+
 def test_a_retry_after_a_decline_keeps_the_decline_and_holds_nothing(
     ledger: LedgerClient, processor: Processor
 ) -> None:

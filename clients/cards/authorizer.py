@@ -201,7 +201,7 @@ class Authorizer:
         checked = not outcome.looked_up
         recorded = await self._record(request, card, decision, message_key if checked else None,
                                       card.version if checked else None)
-        if recorded.stale:
+        if recorded.stale and not recorded.replayed:  # a replay is refused whatever the card
             if self._cards is not None:
                 self._cards.evict(card.token)
             fresh = await self._store.card_by_token(card.token)
