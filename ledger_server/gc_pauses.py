@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def freeze_startup_heap() -> None:
-    """Call once, when the process has built everything it keeps for its lifetime (before it serves).
-    Collects first, so no garbage of the startup is frozen with it."""
+    """Call when the process has built what it keeps (before it serves; a load generator again once
+    a run's requests are built). Collects first, so no garbage is frozen with it. Frozen objects are
+    still freed when their last reference goes; only the cyclic collector stops scanning them."""
     started = time.perf_counter()
     gc.collect()
     gc.freeze()
