@@ -3,6 +3,7 @@ processor-side client that signs its requests like the processor does."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -10,13 +11,17 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
 from ledger_cards.signatures import new_secret, signed_headers
 from ledger_client import LedgerClient
+from ledger_server.server import LedgerServer
 from tests.conftest import ADMIN_KEY, ROOT, free_port
+from tests.invariants import assert_ledger_consistent
+from tests.redis_process import RedisProcess
 
 GATEWAY_ADMIN_KEY = "gateway-admin-" + uuid.uuid4().hex
 
@@ -67,6 +72,31 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def usd_ledger(ledger_server: LedgerServer) -> Iterator[LedgerClient]:
+    """An admin client of the module's ledger, with the USD asset (a card module's `ledger` fixture)."""
+    with LedgerClient(ledger_server.target, token=ADMIN_KEY) as client:
+        client.create_asset(code="USD", scale=2, request_id="test-asset-USD")
+        yield client
+
+
+@contextlib.contextmanager
+def card_stack(ledger_server: LedgerServer, database_url: str, extra_args: list[str] | None = None
+               ) -> Iterator[Processor]:
+    """A gateway process with a private Redis and the processor's client (a card module's `processor`
+    fixture); the ledger's invariants are checked when it stops."""
+    redis_server = RedisProcess().start()
+    gateway = GatewayProcess(database_url, ledger_server.target, redis_server.url, extra_args=extra_args).start()
+    client = Processor(gateway)
+    try:
+        yield client
+    finally:
+        client.close()
+        gateway.stop()
+        redis_server.kill()
+    assert_ledger_consistent(database_url)
 
 
 def now_rfc3339(offset_s: float = 0.0) -> str:

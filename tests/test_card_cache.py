@@ -23,29 +23,19 @@ from ledger_cards.signatures import signed_headers
 from ledger_client import LedgerClient, TransferState
 from ledger_client.errors import NotFound
 from ledger_server.server import LedgerServer
-from tests.card_gateway import GatewayProcess, Processor, now_rfc3339, open_cardholder
-from tests.conftest import ADMIN_KEY
-from tests.invariants import assert_ledger_consistent
-from tests.redis_process import RedisProcess
+from tests.card_gateway import Processor, card_stack, now_rfc3339, open_cardholder, usd_ledger
 
 
 @pytest.fixture(scope="module")
 def ledger(ledger_server: LedgerServer) -> Iterator[LedgerClient]:
-    with LedgerClient(ledger_server.target, token=ADMIN_KEY) as client:
-        client.create_asset(code="USD", scale=2, request_id="test-asset-USD")
+    with usd_ledger(ledger_server) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def processor(ledger_server: LedgerServer, database_url: str, ledger: LedgerClient) -> Iterator[Processor]:
-    redis = RedisProcess().start()
-    gateway = GatewayProcess(database_url, ledger_server.target, redis.url).start()
-    client = Processor(gateway)
-    yield client
-    client.close()
-    gateway.stop()
-    redis.kill()
-    assert_ledger_consistent(database_url)
+    with card_stack(ledger_server, database_url) as client:
+        yield client
 
 
 def cache_stats(processor: Processor) -> dict[str, int]:

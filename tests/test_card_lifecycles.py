@@ -24,32 +24,22 @@ import pytest
 
 from ledger_client import LedgerClient, TransferKind, TransferState
 from ledger_server.server import LedgerServer
-from tests.card_gateway import GatewayProcess, Processor, event, open_cardholder
+from tests.card_gateway import GatewayProcess, Processor, card_stack, event, open_cardholder, usd_ledger
 from tests.conftest import ADMIN_KEY
-from tests.invariants import assert_ledger_consistent
-from tests.redis_process import RedisProcess
 
 ASSET = "USD"
 
 
 @pytest.fixture(scope="module")
 def ledger(ledger_server: LedgerServer) -> Iterator[LedgerClient]:
-    with LedgerClient(ledger_server.target, token=ADMIN_KEY) as client:
-        client.create_asset(code=ASSET, scale=2, request_id="test-asset-USD")
+    with usd_ledger(ledger_server) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def processor(ledger_server: LedgerServer, database_url: str, ledger: LedgerClient) -> Iterator[Processor]:
-    redis_server = RedisProcess().start()
-    gateway = GatewayProcess(database_url, ledger_server.target, redis_server.url,
-                             extra_args=["--hold-timeout-seconds", "3600"]).start()
-    client = Processor(gateway)
-    yield client
-    client.close()
-    gateway.stop()
-    redis_server.kill()
-    assert_ledger_consistent(database_url)
+    with card_stack(ledger_server, database_url, extra_args=["--hold-timeout-seconds", "3600"]) as client:
+        yield client
 
 
 def program(ledger: LedgerClient) -> dict[str, str]:

@@ -18,30 +18,20 @@ import pytest
 from ledger_cards.signatures import new_secret, signed_headers
 from ledger_client import LedgerClient, TransferState
 from ledger_server.server import LedgerServer
-from tests.card_gateway import GatewayProcess, Processor, event, now_rfc3339, open_cardholder
-from tests.conftest import ADMIN_KEY
-from tests.invariants import assert_ledger_consistent
-from tests.redis_process import RedisProcess
+from tests.card_gateway import GatewayProcess, Processor, card_stack, event, now_rfc3339, open_cardholder, usd_ledger
 from tests.tcp_proxy import TcpProxy
 
 
 @pytest.fixture(scope="module")
 def ledger(ledger_server: LedgerServer) -> Iterator[LedgerClient]:
-    with LedgerClient(ledger_server.target, token=ADMIN_KEY) as client:
-        client.create_asset(code="USD", scale=2, request_id="test-asset-USD")
+    with usd_ledger(ledger_server) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def processor(ledger_server: LedgerServer, database_url: str, ledger: LedgerClient) -> Iterator[Processor]:
-    redis_server = RedisProcess().start()
-    gateway = GatewayProcess(database_url, ledger_server.target, redis_server.url).start()
-    client = Processor(gateway)
-    yield client
-    client.close()
-    gateway.stop()
-    redis_server.kill()
-    assert_ledger_consistent(database_url)
+    with card_stack(ledger_server, database_url) as client:
+        yield client
 
 
 def _stored_events(database_url: str) -> int:
