@@ -58,6 +58,7 @@ ATTEMPTS_MAX = 10
 BACKOFF_BASE_S = 0.002
 BACKOFF_MAX_S = 0.5
 CONNECTION_RETRY_WINDOW_S = 15.0
+SLOW_BATCH_S = 0.1  # a batch slower than this is logged with where its time went (at most once a second)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class PostingEngine:
         self._new_id = new_id
         self._conn: psycopg.Connection[Any] | None = None
         self._pipeline: Pipeline | None = None
+        self._slow_logged_at = 0.0
         # Assets never change once created: their scales are cached after a commit that read or
         # created them, so a batch does not load them again.
         self._assets: dict[str, int] = {}
@@ -204,13 +206,26 @@ class PostingEngine:
         reads' round trip instead."""
         assert self._pipeline is not None
         begin_first = any(isinstance(job, c.SideEffect) for job in jobs)
+        started = time.perf_counter()
         state, loaded_versions = self._read(self._pipeline, jobs, begin_first)
+        read = time.perf_counter()
         results = [_apply_job(state, job, conn) for job in jobs]
         calls: list[Call] = [] if begin_first else [(S["begin_batch"], {})]
         calls += _write(state, loaded_versions)
         calls += [(S["commit"], {}), (S["unlock_all"], {})]
+        applied = time.perf_counter()
         self._pipeline.run(calls)
+        self._log_if_slow(len(jobs), started, read, applied, time.perf_counter())
         return results, state.assets
+
+    def _log_if_slow(self, jobs: int, started: float, read: float, applied: float, written: float) -> None:
+        """Where a slow batch's time went: waiting for locks or PostgreSQL, or this process's Python."""
+        if written - started < SLOW_BATCH_S or written - self._slow_logged_at < 1.0:
+            return
+        self._slow_logged_at = written
+        log.warning("slow batch of %d jobs: %.0f ms (locks and reads %.0f ms, applying %.0f ms, write and "
+                    "commit %.0f ms)", jobs, (written - started) * 1000, (read - started) * 1000,
+                    (applied - read) * 1000, (written - applied) * 1000)
 
     def _read(
         self, pipeline: Pipeline, jobs: Sequence[c.Job], begin: bool

@@ -182,3 +182,18 @@ def test_two_writers_on_disjoint_accounts_do_not_abort_each_other(books: tuple[s
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM transfers").fetchone() == (800,)
     assert_ledger_consistent(url)
+
+
+def test_a_slow_batch_is_logged_with_where_its_time_went_at_most_once_a_second(
+    books: tuple[str, list[uuid.UUID]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, (a, b, *_) = books
+    engine = posting.PostingEngine(url, Metrics())
+    monkeypatch.setattr(posting, "SLOW_BATCH_S", 0.0)  # every batch is "slow"
+    with caplog.at_level("WARNING", logger="ledger_server.posting"):
+        for i in range(3):
+            assert engine.execute([c.CreateTransfer(f"slow-{i}", a, b, 1, "USD", False, 0)])[0].code == 0
+    slow = [r.getMessage() for r in caplog.records if r.getMessage().startswith("slow batch")]
+    assert len(slow) == 1, slow
+    assert "locks and reads" in slow[0] and "applying" in slow[0] and "write and commit" in slow[0]
+    engine.close()

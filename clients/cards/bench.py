@@ -75,7 +75,8 @@ def _with_database(admin_url: str, name: str) -> str:
 
 
 def start_stack(admin_url: str, redis_url: str | None, budget_ms: int, ledger_processes: int = 1,
-                gateway_processes: int = 1) -> Stack:
+                gateway_processes: int = 1, logs: str | None = None) -> Stack:
+    """`logs`: a folder for the servers' logs (ledger.log, gateway.log; else they are dropped)."""
     from ledger_server.migrate import migrate
 
     database = f"card_bench_{uuid.uuid4().hex[:10]}"
@@ -99,17 +100,25 @@ def start_stack(admin_url: str, redis_url: str | None, budget_ms: int, ledger_pr
     stack = Stack([], database, admin_url, f"127.0.0.1:{ledger_port}", gateway_port, secret, admin_key, ledger_key)
     try:
         stack.processes.append(subprocess.Popen([sys.executable, "-m", "ledger_server.main"], env=env,
-                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                                stdout=subprocess.DEVNULL, stderr=_log(logs, "ledger")))
         _wait_grpc(stack.ledger_target)
         stack.processes.append(subprocess.Popen(
             [sys.executable, "-m", "ledger_cards.main", "serve", "--listen", f"127.0.0.1:{gateway_port}",
              "--auth-budget-ms", str(budget_ms), "--processes", str(gateway_processes)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            env=env, stdout=subprocess.DEVNULL, stderr=_log(logs, "gateway")))
         _wait_http(f"http://127.0.0.1:{gateway_port}/healthz")
     except Exception:
         stack.stop()
         raise
     return stack
+
+
+def _log(folder: str | None, name: str) -> Any:
+    """Where a server's log goes: a file in `folder` (appended to), or nowhere."""
+    if folder is None:
+        return subprocess.DEVNULL
+    os.makedirs(folder, exist_ok=True)
+    return open(os.path.join(folder, f"{name}.log"), "ab")  # the child writes to it until it stops
 
 
 def _wait_grpc(target: str) -> None:
@@ -254,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-ms", type=int, default=250)
     parser.add_argument("--ledger-processes", type=int, default=1, help="ledger-server --processes")
     parser.add_argument("--gateway-processes", type=int, default=1, help="ledger-card-gateway serve --processes")
+    parser.add_argument("--logs", help="a folder for the ledger's and the gateway's logs (slow batches, timeouts)")
     args = parser.parse_args(argv)
     assert 0 < args.rate <= 20_000 and 0 < args.seconds <= 600 and 1 <= args.connections <= CONNECTIONS_MAX
     try:
@@ -263,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it
         pass
     stack = start_stack(args.database_url, args.redis_url, args.budget_ms, args.ledger_processes,
-                        args.gateway_processes)
+                        args.gateway_processes, args.logs)
     try:
         report = asyncio.run(_run(args, stack))
     finally:
