@@ -58,10 +58,11 @@ async def _measure(stack: card_bench.Stack, rates: list[float], seconds: float, 
 
 
 def run_cards(admin_url: str, redis_url: str | None, rates: list[float], seconds: float,
-              warmup_s: float, ledger_processes: int = 1, gateway_processes: int = 1) -> dict[str, Any]:
+              warmup_s: float, ledger_processes: int = 1, gateway_processes: int = 1,
+              logs: str | None = None) -> dict[str, Any]:
     assert rates and all(0 < r <= 20_000 for r in rates) and 0 < seconds <= 600
     stack = card_bench.start_stack(admin_url, redis_url, budget_ms=250, ledger_processes=ledger_processes,
-                                   gateway_processes=gateway_processes)
+                                   gateway_processes=gateway_processes, logs=logs)
     postgres = PostgresProcesses(admin_url)
     try:
         ledger, gateway = stack.processes[0], stack.processes[1]

@@ -69,6 +69,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="only the card authorization latency runs (gateway + ledger, open loop per rate)")
     p.add_argument("--card-rates", default="100,200,300,400,500", help="authorizations per second, per run")
     p.add_argument("--card-seconds", type=float, default=10.0)
+    p.add_argument("--card-logs", help="--cards: a folder for the ledger's and the gateway's logs (slow batches, "
+                   "timeouts), to explain a slow second of the report")
     p.add_argument("--gateway-processes", type=int, default=0,
                    help="--cards: card gateway processes (ledger-card-gateway serve --processes; default 1: "
                         "with its round trips coalesced, one process and one ledger process measured best)")
@@ -529,7 +531,7 @@ def run_card_latency(args: argparse.Namespace) -> int:
         rates = [20.0]
     admin_url = args.database_url or "postgresql://postgres@127.0.0.1:5432/postgres"
     result = cards.run_cards(admin_url, _redis_url(args.redis_url), rates, seconds, warmup, args.server_processes,
-                             args.gateway_processes)
+                             args.gateway_processes, args.card_logs)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cards.json").write_text(json.dumps(result, indent=1) + "\n")
     text = cards.markdown(result)
