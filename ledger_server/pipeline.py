@@ -75,6 +75,11 @@ class Pipeline:
         self._pg = conn.pgconn
         self._prepared: set[bytes] = set()
         self._loader = adapt.Transformer(conn)
+        # poll, not select: a server with many open sockets may give this one a number past 1024.
+        self._readable = select.poll()
+        self._readable.register(self._pg.socket, select.POLLIN)
+        self._readable_or_writable = select.poll()
+        self._readable_or_writable.register(self._pg.socket, select.POLLIN | select.POLLOUT)
 
     def run(self, calls: Sequence[tuple[Statement, Mapping[str, object]] | None]) -> list[list[tuple[Any, ...]]]:
         """Each statement's rows, in order (a SYNC's entry is empty). If a statement fails, the ones
@@ -122,9 +127,8 @@ class Pipeline:
         """Send everything; while the socket is full, read what the server sends back meanwhile."""
         pg = self._pg
         while pg.flush() == 1:
-            readable, _, _ = select.select([pg.socket], [pg.socket], [])
-            if readable:
-                pg.consume_input()
+            if any(events & ~select.POLLOUT for _, events in self._readable_or_writable.poll()):
+                pg.consume_input()  # also raises if the connection broke
 
     def _read(self, expected: list[bytes | None]) -> tuple[list[list[tuple[Any, ...]]], Exception | None]:
         results: list[list[tuple[Any, ...]]] = []
@@ -152,6 +156,6 @@ class Pipeline:
     def _next_result(self) -> pq.abc.PGresult | None:
         pg = self._pg
         while pg.is_busy():
-            select.select([pg.socket], [], [])
+            self._readable.poll()
             pg.consume_input()
         return pg.get_result()

@@ -5,6 +5,9 @@ usable after any failure."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import os
+import resource
 import uuid
 from collections.abc import Callable
 
@@ -78,3 +81,24 @@ def test_a_statement_whose_prepare_was_skipped_is_prepared_again(
     with pytest.raises(pg_errors.DivisionByZero):
         pipeline.run([(DIVIDE, {"d": 0}), (late, {"x": 4})])
     assert pipeline.run([(late, {"x": 4})]) == [[(8,)]]
+
+
+def test_a_connection_numbered_past_1024_works(new_database: Callable[[], str]) -> None:
+    """A server process with many sockets open: the connection's descriptor may be past select()'s
+    limit, so the round trips wait with poll()."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard >= 2048, f"this test needs 2,048 open files; the hard limit is {hard}"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    url = new_database()
+    gc.collect()  # connections of earlier tests closed now, not after the numbers below are taken
+    fillers = [os.open(os.devnull, os.O_RDONLY)]
+    while fillers[-1] <= 1024:  # every free number up to 1024 taken: the connection gets a higher one
+        fillers.append(os.open(os.devnull, os.O_RDONLY))
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.pgconn.socket > 1024
+            assert Pipeline(conn).run([(DIVIDE, {"d": 2}), SYNC, (DIVIDE, {"d": 1})]) == [[(0,)], [], [(1,)]]
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
