@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -185,6 +186,9 @@ def test_a_row_locked_by_a_webhook_worker_delays_only_its_own_answer(
             answer = waiting.result(timeout=20)
     assert (answer["result"], answer["approved_amount"]) == ("APPROVED", 300)
     assert card.wallet_balances() == (300 + sum(100 + i for i in range(10)), 0, 0, 100_000)
+    # The wait shows in the gateway's log, and where it was (this one, or another slower than 100 ms).
+    assert re.search(r"slow answer to authorization \S+: \d+ ms \(deciding \d+ ms.*, recording \d+ ms\)",
+                     processor.gateway.log())
 
 
 def test_authorization_endpoint_refuses_oversized_bodies_and_other_methods(processor: Processor) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 APPROVED, PARTIAL, DECLINED = "APPROVED", "PARTIALLY_APPROVED", "DECLINED"
 LATE_OUTCOME_WAIT_S = 30.0
 BACKGROUND_MAX = 10_000
+SLOW_ANSWER_S = 0.1  # an answer slower than this is logged with where its time went (at most once a second)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class Authorizer:
         self._limits = limits
         self.config = config
         self._background: set[asyncio.Task[None]] = set()
+        self._slow_logged_at = 0.0
         self._holds = HoldBatcher(ledger)
         self._contexts: Coalescer[AuthorizationLookup, AuthorizationContext] = Coalescer(
             store.authorization_contexts, batch_max=BATCH_ROWS_MAX)
@@ -118,6 +121,7 @@ class Authorizer:
     async def authorize(self, request: AuthorizationRequest, message_key: str) -> Decision:
         """The answer to the processor, within the budget. `message_key` names the signed request
         (message id and timestamp): received before, it raises ReplayedRequestError and decides nothing."""
+        started = time.perf_counter()
         task = asyncio.ensure_future(self._decide(request, message_key))
         try:
             outcome = await asyncio.wait_for(asyncio.shield(task), self.config.budget_ms / 1000)
@@ -136,7 +140,21 @@ class Authorizer:
             return answer
         if outcome.replayed or outcome.card is None:
             return outcome.decision
-        return await self._answer(request, outcome, message_key)
+        decided = time.perf_counter()
+        answer = await self._answer(request, outcome, message_key)
+        self._log_if_slow(request, outcome, started, decided, time.perf_counter())
+        return answer
+
+    def _log_if_slow(self, request: AuthorizationRequest, outcome: _Outcome, started: float, decided: float,
+                     recorded: float) -> None:
+        """Where a slow answer's time went: deciding (card lookup if not cached, spend limits, the
+        ledger hold) or recording. The ledger logs its own slow batches (ledger_server/posting.py)."""
+        if recorded - started < SLOW_ANSWER_S or recorded - self._slow_logged_at < 1.0:
+            return
+        self._slow_logged_at = recorded
+        log.warning("slow answer to authorization %s: %.0f ms (deciding %.0f ms%s, recording %.0f ms)",
+                    request.token, (recorded - started) * 1000, (decided - started) * 1000,
+                    ", card looked up" if outcome.looked_up else "", (recorded - decided) * 1000)
 
     def _in_background(
         self, request: AuthorizationRequest, task: asyncio.Future[_Outcome], answer: Decision
