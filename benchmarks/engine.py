@@ -25,6 +25,7 @@ import psycopg
 from benchmarks.databases import PostgresServer
 from ledger.v1 import ledger_pb2
 from ledger_server import commands as c
+from ledger_server.gc_pauses import freeze_startup_heap
 from ledger_server.metrics import Metrics
 from ledger_server.migrate import migrate
 from ledger_server.posting import PostingEngine
@@ -68,6 +69,7 @@ def measure(url: str, sizes: list[int], rep_scale: float) -> list[dict[str, floa
     engine.close()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("ANALYZE")
+    freeze_startup_heap()  # as every server process does before it serves
     rows = []
     for size in sizes:
         reps = max(1, int(REPS.get(size, max(1, 4000 // size)) * rep_scale))

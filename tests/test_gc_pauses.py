@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from ledger_server.gc_pauses import freeze_startup_heap
+from ledger_server.gc_pauses import YOUNG_COLLECTION_THRESHOLD, freeze_startup_heap
 
 
 class _Node:
@@ -15,7 +15,7 @@ class _Node:
 
 
 def test_the_startup_heap_is_frozen_and_later_cycles_are_still_collected() -> None:
-    before = gc.get_freeze_count()
+    before, thresholds = gc.get_freeze_count(), gc.get_threshold()
     try:
         freeze_startup_heap()
         frozen = gc.get_freeze_count()
@@ -27,5 +27,8 @@ def test_the_startup_heap_is_frozen_and_later_cycles_are_still_collected() -> No
         gc.collect()
         assert gone() is None
         assert gc.get_freeze_count() == frozen  # nothing new was frozen behind the collector's back
+        # a batch's live objects no longer set off collections that only promote them
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *thresholds[1:])
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
