@@ -75,43 +75,72 @@ class Pipeline:
         self._pg = conn.pgconn
         self._prepared: set[bytes] = set()
         self._loader = adapt.Transformer(conn)
+        # The round trip under way: per result owed, the statement it prepares, b"" for a call,
+        # None for a sync; statements being prepared; how many calls send() queued before run().
+        self._owed: list[bytes | None] = []
+        self._preparing: set[bytes] = set()
+        self._sent_before = 0
         # poll, not select: a server with many open sockets may give this one a number past 1024.
         self._readable = select.poll()
         self._readable.register(self._pg.socket, select.POLLIN)
         self._readable_or_writable = select.poll()
         self._readable_or_writable.register(self._pg.socket, select.POLLIN | select.POLLOUT)
 
+    def send(self, calls: Sequence[tuple[Statement, Mapping[str, object]]]) -> None:
+        """Send statements now, part of the round trip the next run() ends (their results are read,
+        and their first error raised, there): the server works on them while the caller prepares
+        the rest. If the caller gives up before that run(), it must call discard()."""
+        assert SYNC not in calls, "a sync ends the round trip: leave it to run()"
+        self._queue(calls)
+        self._sent_before += len(calls)
+        self._pg.flush()  # without waiting: what the socket does not take now goes with run()
+
     def run(self, calls: Sequence[tuple[Statement, Mapping[str, object]] | None]) -> list[list[tuple[Any, ...]]]:
         """Each statement's rows, in order (a SYNC's entry is empty). If a statement fails, the ones
         after it up to the next SYNC are skipped by the server, every result is still read, and the
-        first error is raised (psycopg's exception for its SQLSTATE)."""
+        first error is raised (psycopg's exception for its SQLSTATE). Statements sent before with
+        send() are part of this round trip: only their errors are reported, not their rows."""
         pg = self._pg
-        expected: list[bytes | None] = []  # per result: the statement prepared by it, b"" for a call, None: sync
-        preparing: set[bytes] = set()
-        pg.enter_pipeline_mode()
         try:
-            for call in calls:
-                if call is SYNC:
-                    pg.pipeline_sync()
-                    expected.append(None)
-                    continue
-                query, params = call
-                if query.name not in self._prepared and query.name not in preparing:
-                    pg.send_prepare(query.name, query.sql, param_types=query.types)
-                    preparing.add(query.name)
-                    expected.append(query.name)
-                pg.send_query_prepared(query.name, [_text(params[name]) for name in query.params])
-                expected.append(b"")
-            if calls and calls[-1] is not SYNC:
+            self._queue(calls)
+            if self._owed and self._owed[-1] is not None:
                 pg.pipeline_sync()
-                expected.append(None)
+                self._owed.append(None)
             self._flush()
-            results, error = self._read(expected)
+            results, error = self._read(self._owed)
         finally:
+            sent_before, self._sent_before = self._sent_before, 0
+            self._owed, self._preparing = [], set()
             self._leave_pipeline_mode()
         if error is not None:
             raise error
-        return results[: len(calls)]
+        return results[sent_before: sent_before + len(calls)]
+
+    def discard(self) -> None:
+        """The caller gave up on a round trip begun with send(): its results cannot be skipped, so
+        the connection is closed (the server ends its transaction; the engine reconnects)."""
+        if not self._owed and self._pg.pipeline_status == pq.PipelineStatus.OFF:
+            return
+        self._owed, self._preparing, self._sent_before = [], set(), 0
+        self._conn.close()
+
+    def _queue(self, calls: Sequence[tuple[Statement, Mapping[str, object]] | None]) -> None:
+        """Hand the statements to libpq (sent when it flushes), noting which results they owe."""
+        pg = self._pg
+        if pg.pipeline_status == pq.PipelineStatus.OFF:
+            pg.enter_pipeline_mode()
+        for call in calls:
+            if call is SYNC:
+                pg.pipeline_sync()
+                self._owed.append(None)
+                continue
+            query, params = call
+            if query.name not in self._prepared and query.name not in self._preparing:
+                pg.send_prepare(query.name, query.sql, param_types=query.types)
+                self._preparing.add(query.name)
+                self._owed.append(query.name)
+            pg.send_query_prepared(query.name, [_text(params[name]) for name in query.params])
+            self._owed.append(b"")
 
     def _leave_pipeline_mode(self) -> None:
         """After every result was read; if the connection broke half way, it is closed instead (the

@@ -209,10 +209,22 @@ class PostingEngine:
         started = time.perf_counter()
         state, loaded_versions = self._read(self._pipeline, jobs, begin_first)
         read = time.perf_counter()
-        results = [_apply_job(state, job, conn) for job in jobs]
-        calls: list[Call] = [] if begin_first else [(S["begin_batch"], {})]
-        calls += _write(state, loaded_versions)
-        calls += [(S["commit"], {}), (S["unlock_all"], {})]
+        # Rows of a large batch go to PostgreSQL in parts while the rest is applied. Not with side
+        # effects (their statements run while applying) nor new assets or accounts (rows after them
+        # refer to them, and they are inserted first, by the last part).
+        streamed = not begin_first and not any(isinstance(job, c.CreateAsset | c.CreateAccount) for job in jobs)
+        rows = _RowStream(state, self._pipeline, streamed)
+        try:
+            results = []
+            for job in jobs:
+                results.append(_apply_job(state, job, conn, rows.between_jobs))
+                rows.between_jobs()
+            calls: list[Call] = [] if begin_first or rows.begun else [(S["begin_batch"], {})]
+            calls += _write(state, loaded_versions, rows.sent)
+            calls += [(S["commit"], {}), (S["unlock_all"], {})]
+        except BaseException:
+            self._pipeline.discard()
+            raise
         applied = time.perf_counter()
         self._pipeline.run(calls)
         self._log_if_slow(len(jobs), started, read, applied, time.perf_counter())
@@ -295,12 +307,15 @@ class PostingEngine:
 # -- applying jobs to the in-memory state --------------------------------------------------------
 
 
-def _apply_job(state: BatchState, job: c.Job, conn: psycopg.Connection[Any]) -> Outcome:
+def _apply_job(
+    state: BatchState, job: c.Job, conn: psycopg.Connection[Any], between_items: Callable[[], None] = lambda: None,
+) -> Outcome:
+    """`between_items`: called after each item of a non-atomic CreateTransfers (no savepoint open)."""
     if isinstance(job, c.ExpireHold):
         state.expire_due(job.pending_id)
         return Outcome(0, b"")
     if isinstance(job, c.TransferBatch):
-        return _apply_idempotent(state, job, lambda: _apply_batch(state, job, conn))
+        return _apply_idempotent(state, job, lambda: _apply_batch(state, job, conn, between_items))
     if isinstance(job, c.SideEffect):
         return _apply_side_effect(state, job, conn)
     for pending_id in _holds_of(job):
@@ -384,12 +399,15 @@ def _run_transfer(state: BatchState, cmd: c.Job) -> TransferRecord:
     raise AssertionError(f"not a transfer command: {cmd!r}")
 
 
-def _apply_batch(state: BatchState, batch: c.TransferBatch, conn: psycopg.Connection[Any]) -> bytes:
+def _apply_batch(
+    state: BatchState, batch: c.TransferBatch, conn: psycopg.Connection[Any], between_items: Callable[[], None],
+) -> bytes:
     """CreateTransfers: items succeed or fail on their own, or (atomic) all together."""
     response = ledger_pb2.CreateTransfersResponse()
     if not batch.atomic:
         for item in batch.items:
             _add_result(response, _apply_job(state, item, conn))
+            between_items()
         return response.SerializeToString()
     for item in batch.items:
         for pending_id in _holds_of(item):
@@ -434,9 +452,50 @@ def _add_result(response: ledger_pb2.CreateTransfersResponse, outcome: Outcome) 
 # -- writing the effects -------------------------------------------------------------------------
 
 
-def _write(state: BatchState, loaded_versions: dict[uuid.UUID, int]) -> list[Call]:
+# A large batch's rows are sent in parts of about this many transfers (best of 128, 256 and 512 measured).
+STREAM_PART_TRANSFERS = 128
+
+
+@dataclass(frozen=True)
+class RowsSent:
+    """How many of a batch's append-only rows were already sent (the effects' list lengths then)."""
+
+    transfers: int = 0
+    entries: int = 0
+    outcomes: int = 0
+    events: int = 0
+
+
+class _RowStream:
+    """Sends a large batch's new transfers, entries, outcomes and events while the rest of it is
+    still being applied, so PostgreSQL writes one part while Python applies the next (they took
+    turns: 1,000 transfers were ~40 ms of applying, then ~65 ms of writing; benchmarks/README.md).
+
+    Each part is a `write_effects` statement with no account or hold changes, in the batch's write
+    transaction (BEGIN opens the first part); the last part, sent by the engine with COMMIT, carries
+    the rest with every account and hold change and the guard. Rows are sent only between jobs, when
+    no savepoint is open, so nothing sent can be rolled back by the batch; a failure anywhere fails
+    the whole transaction, as a single statement would."""
+
+    def __init__(self, state: BatchState, pipeline: Pipeline, enabled: bool) -> None:
+        self._state, self._pipeline, self._enabled = state, pipeline, enabled
+        self.sent = RowsSent()
+        self.begun = False
+
+    def between_jobs(self) -> None:
+        if not self._enabled or len(self._state.effects.transfers) - self.sent.transfers < STREAM_PART_TRANSFERS:
+            return
+        assert not self._state.in_savepoint(), "only what no savepoint can take back is sent"
+        params, self.sent = _row_params(self._state, self.sent)
+        params.update(_NO_STATE_CHANGES)
+        calls: list[tuple[Statement, dict[str, Any]]] = [] if self.begun else [(S["begin_batch"], {})]
+        self._pipeline.send([*calls, (S["write_effects"], params)])
+        self.begun = True
+
+
+def _write(state: BatchState, loaded_versions: dict[uuid.UUID, int], sent: RowsSent) -> list[Call]:
     """The batch's writes: new assets and accounts first (later rows refer to them), then everything
-    else in one statement, whose guard fails it (and so the transaction) on a lost update."""
+    not sent yet in one statement, whose guard fails it (and so the transaction) on a lost update."""
     e = state.effects
     now = state.now
     calls: list[Call] = []
@@ -453,18 +512,49 @@ def _write(state: BatchState, loaded_versions: dict[uuid.UUID, int]) -> list[Cal
             "cmned": _bool_array(a.credits_must_not_exceed_debits for a in new),
             "metadata": _text_array(_json(a.metadata) for a in new),
         }))
-    if not (e.transfers or e.changed_holds or e.outcomes or e.events):
+    if sent == RowsSent() and not (e.transfers or e.changed_holds or e.outcomes or e.events):
         return calls
+    params, _ = _row_params(state, sent)
+    params.update(_state_params(state, loaded_versions))
+    assert set(params) == set(S["write_effects"].params), set(params) ^ set(S["write_effects"].params)
+    calls.append((S["write_effects"], params))
+    return calls
+
+
+def _row_params(state: BatchState, sent: RowsSent) -> tuple[dict[str, Any], RowsSent]:
+    """The append-only rows made since `sent`, as write_effects parameters, and the new mark."""
+    e = state.effects
+    now = state.now
+    transfers, entries, outcomes, events = (
+        e.transfers[sent.transfers:], e.entries[sent.entries:], e.outcomes[sent.outcomes:], e.events[sent.events:])
+    params: dict[str, Any] = {"now": now}
+    params.update(_transfer_columns(transfers))
+    params.update(_entry_columns(entries))
+    params.update({
+        "o_request_ids": _text_array(rid for rid, _ in outcomes),
+        "o_operations": _text_array(o.operation for _, o in outcomes),
+        "o_hashes": _bytea_array(o.request_hash for _, o in outcomes),
+        "o_codes": _array_literal(o.outcome.code for _, o in outcomes),
+        "o_outcomes": _bytea_array(o.outcome.payload for _, o in outcomes),
+        "o_callers": _text_array(o.caller for _, o in outcomes),
+        "v_event_types": _array_literal(ev.event_type for ev in events),
+        "v_account_ids": _text_array(",".join(map(uuid_text, ev.account_ids)) for ev in events),
+        "v_payloads": _bytea_array(_event_bytes(ev, now, state.serialized_transfers) for ev in events),
+    })
+    return params, RowsSent(len(e.transfers), len(e.entries), len(e.outcomes), len(e.events))
+
+
+def _state_params(state: BatchState, loaded_versions: dict[uuid.UUID, int]) -> dict[str, str]:
+    """The holds and accounts the batch changed, as write_effects parameters (with the versions the
+    guard expects)."""
+    e = state.effects
     new_hold_ids = {t.id for t in e.new_holds}
     # A hold created and settled (or adjusted) in this same batch is inserted in its final state:
     # sibling sub-statements cannot see each other's rows, so it could not be updated after.
     final = {t.id: e.changed_holds.get(t.id, HoldState(1, 0, t.amount)) for t in e.new_holds}
     changed = [(k, h) for k, h in e.changed_holds.items() if k not in new_hold_ids]
     dirty = [a for a in state.accounts.values() if a.version != loaded_versions.get(a.id, 0)]
-    params: dict[str, Any] = {"now": now}
-    params.update(_transfer_columns(e.transfers))
-    params.update(_entry_columns(e.entries))
-    params.update({
+    return {
         "h_ids": _uuid_array(t.id for t in e.new_holds),
         "h_debit_ids": _uuid_array(t.debit_account_id for t in e.new_holds),
         "h_credit_ids": _uuid_array(t.credit_account_id for t in e.new_holds),
@@ -485,19 +575,14 @@ def _write(state: BatchState, loaded_versions: dict[uuid.UUID, int]) -> list[Cal
         "a_cpo": _array_literal(a.credits_posted for a in dirty),
         "a_versions": _array_literal(a.version for a in dirty),
         "a_old_versions": _array_literal(loaded_versions.get(a.id, 0) for a in dirty),
-        "o_request_ids": _text_array(rid for rid, _ in e.outcomes),
-        "o_operations": _text_array(o.operation for _, o in e.outcomes),
-        "o_hashes": _bytea_array(o.request_hash for _, o in e.outcomes),
-        "o_codes": _array_literal(o.outcome.code for _, o in e.outcomes),
-        "o_outcomes": _bytea_array(o.outcome.payload for _, o in e.outcomes),
-        "o_callers": _text_array(o.caller for _, o in e.outcomes),
-        "v_event_types": _array_literal(ev.event_type for ev in e.events),
-        "v_account_ids": _text_array(",".join(map(uuid_text, ev.account_ids)) for ev in e.events),
-        "v_payloads": _bytea_array(_event_bytes(ev, now, state.serialized_transfers) for ev in e.events),
-    })
-    assert set(params) == set(S["write_effects"].params), set(params) ^ set(S["write_effects"].params)
-    calls.append((S["write_effects"], params))
-    return calls
+    }
+
+
+# A part of the rows alone: no hold or account changes (the guard then expects none).
+_NO_STATE_CHANGES = dict.fromkeys((
+    "h_ids", "h_debit_ids", "h_credit_ids", "h_amounts", "h_states", "h_posted_amounts", "h_settled_by",
+    "h_expires_at", "c_ids", "c_states", "c_posted_amounts", "c_settled_by", "c_amounts", "a_ids", "a_dp",
+    "a_dpo", "a_cp", "a_cpo", "a_versions", "a_old_versions"), "{}")
 
 
 def _event_bytes(ev: Any, now: Any, serialized: dict[uuid.UUID, bytes]) -> bytes:

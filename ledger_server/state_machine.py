@@ -144,6 +144,9 @@ class BatchState:
             len(e.new_holds), len(e.events), len(e.outcomes),
         )
 
+    def in_savepoint(self) -> bool:
+        return self._journal is not None
+
     def release(self) -> None:
         assert self._journal is not None
         self._journal = None

@@ -102,3 +102,34 @@ def test_a_connection_numbered_past_1024_works(new_database: Callable[[], str]) 
         for fd in fillers:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_statements_sent_ahead_are_part_of_the_next_round_trip(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """send() puts statements on the wire at once; run() ends the round trip, returns only its own
+    rows and raises the first error of the whole round trip, sent-ahead statements included."""
+    pipeline = Pipeline(conn)
+    pipeline.send([(INSERT, {"v": 1})])
+    pipeline.send([(INSERT, {"v": 2}), (INSERT, {"v": 3})])
+    assert pipeline.run([(COUNT, {})]) == [[(3,)]]
+    pipeline.send([(INSERT, {"v": 4}), (DIVIDE, {"d": 0})])
+    with pytest.raises(pg_errors.DivisionByZero):
+        pipeline.run([(INSERT, {"v": 5})])
+    assert pipeline.run([(COUNT, {})]) == [[(3,)]]  # that round trip was one implicit transaction
+
+
+def test_a_round_trip_given_up_half_way_closes_the_connection_and_its_transaction_ends(
+    new_database: Callable[[], str]
+) -> None:
+    url = new_database()
+    with psycopg.connect(url, autocommit=True) as setup:
+        setup.execute("CREATE TABLE pipeline_probe (v int)")
+    conn = psycopg.connect(url, autocommit=True)
+    pipeline = Pipeline(conn)
+    pipeline.send([(statement("test_begin", "BEGIN"), {}), (INSERT, {"v": 1})])
+    pipeline.discard()
+    assert conn.closed
+    with psycopg.connect(url) as other:
+        assert other.execute("SELECT count(*) FROM pipeline_probe").fetchone() == (0,)
+    fresh = Pipeline(psycopg.connect(url, autocommit=True))
+    fresh.discard()  # nothing under way: nothing to do
+    assert fresh.run([(COUNT, {})]) == [[(0,)]]
