@@ -12,7 +12,8 @@ since the last young collection and collects at 700: a batch of 1,000 transfers 
 while it is applied, so it set off ~70 young collections, each promoting live objects that older
 collections then scanned again, for nothing (no cycles among them). perf on `benchmarks.engine`:
 the collector was a quarter of the Python CPU of 1,000-transfer batches; at 50,000 the Python per
-such batch fell 55-58 -> 46-49 ms (alternated twice), 1- and 25-transfer batches within the noise.
+such batch fell 48-52 -> 45-46 ms with the startup heap frozen (55-58 -> 46-49 ms without),
+1- and 25-transfer batches within the noise.
 A young collection then scans at most ~50,000 objects (a few ms, rare); memory is still freed by
 reference counting the moment it is unused.
 """
