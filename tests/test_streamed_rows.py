@@ -21,6 +21,7 @@ from ledger_server import posting
 from ledger_server.metrics import Metrics
 from ledger_server.pipeline import Pipeline
 from tests.invariants import assert_ledger_consistent
+from tests.stale_write import stale_first_write
 
 Books = tuple[str, posting.PostingEngine, Metrics, list[uuid.UUID]]
 
@@ -142,21 +143,7 @@ def test_a_batch_that_fails_after_parts_were_sent_writes_nothing_and_its_retry_c
     """The guard of the last part finds a stale account: the parts already written roll back with it,
     and the retry writes every row once."""
     url, engine, metrics, (_, b, d, _) = books
-    original = Pipeline.run
-    attempts: list[str] = []
-
-    def stale_first(self: Any, calls: Any) -> Any:
-        writes = [i for i, call in enumerate(calls) if call is not None and call[0] is posting.S["write_effects"]]
-        if writes and not attempts:
-            query, params = calls[writes[0]]
-            old = params["a_old_versions"]
-            stale = {**params, "a_old_versions": "{" + ",".join("999" for _ in old[1:-1].split(",")) + "}"}
-            calls = [*calls[:writes[0]], (query, stale), *calls[writes[0] + 1:]]
-        if writes:
-            attempts.append("write")
-        return original(self, calls)
-
-    monkeypatch.setattr(Pipeline, "run", stale_first)
+    attempts = stale_first_write(monkeypatch)
     sends = _count_sends(monkeypatch)
     jobs = [c.CreateTransfer(f"t-{i}", b, d, 10, "USD", False, 0) for i in range(10)]
     assert [o.code for o in engine.execute(jobs)] == [0] * 10

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
 import pytest
@@ -19,8 +18,8 @@ from ledger.v1 import events_pb2, ledger_pb2
 from ledger_server import commands as c
 from ledger_server import posting
 from ledger_server.metrics import Metrics
-from ledger_server.pipeline import Pipeline
 from tests.invariants import assert_ledger_consistent
+from tests.stale_write import stale_first_write
 
 
 def _engine(url: str) -> tuple[posting.PostingEngine, Metrics]:
@@ -47,21 +46,7 @@ def test_a_stale_account_version_writes_nothing_and_the_retry_commits_once(
     books: tuple[str, posting.PostingEngine, Metrics, list[uuid.UUID]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, engine, metrics, (a, b, _) = books
-    original = Pipeline.run
-    attempts: list[str] = []
-
-    def stale_first(self: Any, calls: Any) -> Any:
-        writes = [i for i, call in enumerate(calls) if call is not None and call[0] is posting.S["write_effects"]]
-        if writes and not attempts:
-            query, params = calls[writes[0]]
-            old = params["a_old_versions"]
-            stale = {**params, "a_old_versions": "{" + ",".join("999" for _ in old[1:-1].split(",")) + "}"}
-            calls = [*calls[:writes[0]], (query, stale), *calls[writes[0] + 1:]]
-        if writes:
-            attempts.append("write")
-        return original(self, calls)
-
-    monkeypatch.setattr(Pipeline, "run", stale_first)
+    attempts = stale_first_write(monkeypatch)
     jobs = [c.CreateTransfer(f"t-{i}", a, b, 10, "USD", False, 0) for i in range(5)]
     outcomes = engine.execute(jobs)
     assert [o.code for o in outcomes] == [0] * 5
