@@ -11,7 +11,8 @@ Here a round trip sends every statement of the list (each prepared on first use 
 trip), a sync where asked, then reads every result, waiting on the socket only when libpq must.
 Parameters travel as text; a parameter named `now` is a timestamptz, every other one has the type
 its statement casts it to. Rows are loaded by psycopg's own loaders, so they are exactly what a
-psycopg cursor would return.
+psycopg cursor would return. A round trip may be begun with send() and ended by run(): a large
+batch's rows are written by the server while the engine is still applying the rest of it.
 """
 
 from __future__ import annotations
