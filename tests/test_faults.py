@@ -32,27 +32,38 @@ RETRYABLE = {grpc.StatusCode.ABORTED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCo
 
 
 def load_client(target: str, key: str, asset: str, accounts: list[str], seconds: float, seed: int,
-                timeouts: list[float], log_path: str) -> None:
-    """One client process: transfers until time is up, retrying each with the same request id."""
+                timeouts: list[float], log_path: str, batch_size: int = 1) -> None:
+    """One client process: transfers until time is up, retrying each call with the same request id.
+    `batch_size` > 1: CreateTransfers calls of that many items (each with its own request id; large
+    enough and the server writes them in parts, see posting._RowStream)."""
     rng = random.Random(seed)
     deadline = time.monotonic() + seconds
     with open_channel(target, key) as channel, open(log_path, "w") as log:
         stub = ledger_pb2_grpc.LedgerStub(channel)
         while time.monotonic() < deadline:
-            debit, credit = rng.sample(accounts, 2)
-            request = pb.CreateTransferRequest(request_id=rid("f"), debit_account_id=debit, credit_account_id=credit,
-                                               amount=str(rng.randint(1, 50)), asset=asset)
-            outcome = "GAVE_UP"
+            items = []
+            for _ in range(batch_size):
+                debit, credit = rng.sample(accounts, 2)
+                items.append(pb.CreateTransferRequest(
+                    request_id=rid("f"), debit_account_id=debit, credit_account_id=credit,
+                    amount=str(rng.randint(1, 50)), asset=asset))
+            outcomes = ["GAVE_UP"] * batch_size
+            batch = pb.CreateTransfersRequest(request_id=rid("fb"), transfers=items)
             for _ in range(300):
                 try:
-                    outcome = stub.CreateTransfer(request, timeout=rng.choice(timeouts)).id
+                    if batch_size == 1:
+                        outcomes = [stub.CreateTransfer(items[0], timeout=rng.choice(timeouts)).id]
+                    else:
+                        response = stub.CreateTransfers(batch, timeout=rng.choice(timeouts))
+                        outcomes = [r.transfer.id if r.HasField("transfer") else "REJECTED:" + r.error.reason
+                                    for r in response.results]
                     break
                 except grpc.RpcError as error:
                     if error.code() not in RETRYABLE:
-                        outcome = "REJECTED:" + error_reason(error)
+                        outcomes = ["REJECTED:" + error_reason(error)] * batch_size
                         break
                     time.sleep(rng.uniform(0.005, 0.05))
-            log.write(f"{request.request_id} {outcome}\n")
+            log.writelines(f"{item.request_id} {outcome}\n" for item, outcome in zip(items, outcomes, strict=True))
             log.flush()
 
 
@@ -63,12 +74,12 @@ class Run:
 
 
 def run_load(target: str, asset: str, accounts: list[str], timeouts: list[float],
-             inject: Callable[[], int]) -> tuple[Run, int]:
+             inject: Callable[[], int], batch_size: int = 1) -> tuple[Run, int]:
     folder = pathlib.Path(tempfile.mkdtemp(prefix="ledger-faults-"))
     context = multiprocessing.get_context("spawn")
     clients = [
         context.Process(target=load_client, args=(target, ADMIN_KEY, asset, accounts, LOAD_SECONDS, seed, timeouts,
-                                                  str(folder / f"client-{seed}.log")))
+                                                  str(folder / f"client-{seed}.log"), batch_size))
         for seed in range(CLIENT_PROCESSES)
     ]
     for client in clients:
@@ -132,7 +143,33 @@ def test_server_sigkill_and_restart(server_process: Callable[..., ServerProcess]
     check("server_sigkill", database_url, run, faults)
 
 
-def test_postgres_restart(server_process: Callable[..., ServerProcess], private_postgres: PrivatePostgres) -> None:
+def test_server_sigkill_during_batches_written_in_parts(
+    server_process: Callable[..., ServerProcess], database_url: str
+) -> None:
+    """CreateTransfers of 300 items, which the server writes in parts while applying the rest: a kill
+    between parts loses nothing acknowledged and leaves no part behind (a retry replays or redoes
+    the whole call)."""
+    server = server_process().start()
+    asset, accounts = prepare(server.target)
+
+    def kill_three_times() -> int:
+        for _ in range(3):
+            time.sleep(random.uniform(0.8, 1.5))
+            server.kill()
+            time.sleep(0.3)
+            server.start()
+        return 3
+
+    run, faults = run_load(server.target, asset, accounts, [5.0], kill_three_times, batch_size=300)
+    check("server_sigkill_batches", database_url, run, faults)
+
+
+@pytest.mark.parametrize("batch_size", [1, 300], ids=["single", "batches_in_parts"])
+def test_postgres_restart(
+    server_process: Callable[..., ServerProcess], private_postgres: PrivatePostgres, batch_size: int
+) -> None:
+    """PostgreSQL down for a second under load; with CreateTransfers of 300 items, the connection
+    breaks while a batch's parts are on their way (the engine drops it and retries the batch)."""
     server = server_process(private_postgres.url).start()
     asset, accounts = prepare(server.target)
 
@@ -141,8 +178,8 @@ def test_postgres_restart(server_process: Callable[..., ServerProcess], private_
         private_postgres.restart(down_s=1.0)
         return 1
 
-    run, faults = run_load(server.target, asset, accounts, [5.0], restart_postgres)
-    check("postgres_restart", private_postgres.url, run, faults)
+    run, faults = run_load(server.target, asset, accounts, [5.0], restart_postgres, batch_size)
+    check("postgres_restart" if batch_size == 1 else "postgres_restart_batches", private_postgres.url, run, faults)
 
 
 def test_redis_killed_and_restarted(server_process: Callable[..., ServerProcess], database_url: str) -> None:
