@@ -92,6 +92,7 @@ def test_card_latency_mode_reports_percentiles_and_cpu(pg_admin_url: str, tmp_pa
 @pytest.mark.parametrize("command", [
     ["benchmarks.engine", "--sizes", "1,5", "--reps", "0.02"],
     ["benchmarks.handler_path", "--calls", "50", "--redis-url", "none"],
+    ["benchmarks.aio_handlers", "--levels", "4", "--seconds", "1", "--reps", "1"],
 ])
 def test_engine_and_handler_measurements_run(pg_admin_url: str, command: list[str]) -> None:
     run = subprocess.run([sys.executable, "-m", *command, "--database-url", pg_admin_url],
