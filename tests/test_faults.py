@@ -127,28 +127,13 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     postgres.stop()
 
 
-def test_server_sigkill_and_restart(server_process: Callable[..., ServerProcess], database_url: str) -> None:
-    server = server_process().start()
-    asset, accounts = prepare(server.target)
-
-    def kill_three_times() -> int:
-        for _ in range(3):
-            time.sleep(random.uniform(0.8, 1.5))
-            server.kill()
-            time.sleep(0.3)
-            server.start()
-        return 3
-
-    run, faults = run_load(server.target, asset, accounts, [5.0], kill_three_times)
-    check("server_sigkill", database_url, run, faults)
-
-
-def test_server_sigkill_during_batches_written_in_parts(
-    server_process: Callable[..., ServerProcess], database_url: str
+@pytest.mark.parametrize("batch_size", [1, 300], ids=["single", "batches_in_parts"])
+def test_server_sigkill_and_restart(
+    server_process: Callable[..., ServerProcess], database_url: str, batch_size: int
 ) -> None:
-    """CreateTransfers of 300 items, which the server writes in parts while applying the rest: a kill
-    between parts loses nothing acknowledged and leaves no part behind (a retry replays or redoes
-    the whole call)."""
+    """SIGKILL three times under load; with CreateTransfers of 300 items, which the server writes in
+    parts while applying the rest, a kill between parts loses nothing acknowledged and leaves no part
+    behind (a retry replays or redoes the whole call)."""
     server = server_process().start()
     asset, accounts = prepare(server.target)
 
@@ -160,8 +145,8 @@ def test_server_sigkill_during_batches_written_in_parts(
             server.start()
         return 3
 
-    run, faults = run_load(server.target, asset, accounts, [5.0], kill_three_times, batch_size=300)
-    check("server_sigkill_batches", database_url, run, faults)
+    run, faults = run_load(server.target, asset, accounts, [5.0], kill_three_times, batch_size)
+    check("server_sigkill" if batch_size == 1 else "server_sigkill_batches", database_url, run, faults)
 
 
 @pytest.mark.parametrize("batch_size", [1, 300], ids=["single", "batches_in_parts"])
