@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -179,4 +180,27 @@ def test_a_batch_abandoned_half_way_leaves_nothing_and_the_engine_goes_on(
     monkeypatch.setattr(posting, "_run_command", original)
     assert [o.code for o in engine.execute([c.CreateTransfer("after", b, d, 10, "USD", False, 0)])] == [0]
     assert _rows(url)["transfers"] == (before["transfers"][0] + 10,)
+    assert_ledger_consistent(url)
+
+
+def test_two_writers_racing_one_batch_in_parts_apply_it_once(books: Books) -> None:
+    """Two replicas' engines receive the same CreateTransfers at once (a client retrying on another
+    replica): whichever writes second meets the first's outcomes while its parts are on their way
+    (a unique violation in a part, or the stored outcomes once the locks are its), retries and
+    replays. Every item is written once and both callers get the same answer."""
+    url, engine, _, (_, b, d, e) = books
+    other = posting.PostingEngine(url, Metrics())
+    for round_ in range(5):
+        items = tuple(c.CreateTransfer(f"race-{round_}-{i}", (b, d, e)[i % 3], (d, e, b)[i % 3], 1 + i, "USD",
+                                       False, 0) for i in range(20))
+        batch = c.TransferBatch(f"race-{round_}", items, atomic=False)
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(lambda writer, jobs=[batch]: writer.execute(jobs)[0], (engine, other))
+        assert first.code == second.code == 0
+        assert first.payload == second.payload
+        assert not (first.replayed and second.replayed)
+    with psycopg.connect(url) as conn:
+        counts = conn.execute("SELECT count(*), count(DISTINCT request_id) FROM transfers "
+                              "WHERE request_id LIKE 'race-%'").fetchone()
+    assert counts == (100, 100)
     assert_ledger_consistent(url)
