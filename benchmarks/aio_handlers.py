@@ -2,6 +2,7 @@
 
     python -m benchmarks.aio_handlers                      # c=16 and 64, 8 s each, twice, alternated
     python -m benchmarks.aio_handlers --levels 64 --seconds 5 --reps 1
+    python -m benchmarks.aio_handlers --levels 64 --open-rates 700,1000   # + open loop: the tail
 
 The question it answers (benchmarks/README.md, "Proposed engine changes", 2): how much of the
 ledger's per-call cost is the sync server parking one handler thread per call on the writer's
@@ -131,24 +132,26 @@ def _prepare(url: str) -> Accounts:
     return Accounts("USD", ids, ids[:10], ids[:10])
 
 
-def measure(url: str, levels: Sequence[int], seconds: float, reps: int) -> list[dict[str, Any]]:
+def measure(url: str, levels: Sequence[int], seconds: float, reps: int,
+            open_rates: Sequence[float] = (), kinds: Sequence[str] = ("sync", "aio")) -> list[dict[str, Any]]:
     accounts = _prepare(url)
     pool = LoadPool(4)
     rows: list[dict[str, Any]] = []
     try:
         for rep in range(reps):
-            for kind in ("sync", "aio"):
+            for kind in kinds:
                 server = subprocess.Popen([sys.executable, "-m", "benchmarks.aio_handlers", "--serve", kind, url],
                                           stdout=subprocess.PIPE)
                 try:
                     assert server.stdout is not None and server.stdout.readline().strip() == b"ready"
                     process = psutil.Process(server.pid)
-                    for level in levels:
+                    # closed loop at each level (rate 0), then open loop at each rate (level 0)
+                    for level, rate in [(level, 0.0) for level in levels] + [(0, rate) for rate in open_rates]:
                         spec = PhaseSpec(
-                            name=f"{kind}-{level}-{rep}", target_kind="grpc", target=f"127.0.0.1:{PORT}",
-                            workload="uniform", concurrency=level, start_at=time.monotonic() + 0.5,
-                            warmup_s=min(2.0, seconds / 2), duration_s=seconds, accounts=accounts,
-                            seed=rep * 100 + level)
+                            name=f"{kind}-{level}-{rate:.0f}-{rep}", target_kind="grpc",
+                            target=f"127.0.0.1:{PORT}", workload="uniform", concurrency=level,
+                            start_at=time.monotonic() + 0.5, warmup_s=min(2.0, seconds / 2), duration_s=seconds,
+                            open_rate=rate, accounts=accounts, seed=rep * 100 + level + int(rate))
                         pool.start(spec)
                         begin, end = spec.window
                         time.sleep(max(0.0, begin - time.monotonic()))
@@ -157,8 +160,10 @@ def measure(url: str, levels: Sequence[int], seconds: float, reps: int) -> list[
                         cpu = sum(process.cpu_times()[:2]) - cpu0
                         report = pool.collect(spec)
                         figures = phase_figures(report, seconds)
-                        rows.append({"server": kind, "concurrency": level, "calls_per_s": figures["calls_per_s"],
+                        rows.append({"server": kind, "concurrency": level or f"open {rate:,.0f}/s",
+                                     "calls_per_s": figures["calls_per_s"],
                                      "p50_ms": figures["latency_ms"]["p50"], "p99_ms": figures["latency_ms"]["p99"],
+                                     "p999_ms": figures["latency_ms"]["p999"],
                                      "server_us_per_call": 1e6 * cpu / max(1, report.calls),
                                      "errors": sum(report.errors.values())})
                 finally:
@@ -174,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="a PostgreSQL server (default: the harness's choice)")
     parser.add_argument("--levels", default="16,64", help="calls in flight")
+    parser.add_argument("--open-rates", default="", help="open-loop offered rates (calls/s), after the levels")
+    parser.add_argument("--servers", default="sync,aio",
+                        help="servers to compare, in turn: sync, aio")
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per level")
     parser.add_argument("--reps", type=int, default=2, help="rounds of sync then aio")
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "URL"), help=argparse.SUPPRESS)
@@ -181,19 +189,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         serve(args.serve[0], PORT, args.serve[1])
         return 0
-    levels = [int(level) for level in args.levels.split(",")]
-    assert all(1 <= level <= 256 for level in levels) and 0.5 <= args.seconds <= 120 and 1 <= args.reps <= 10
+    levels = [int(level) for level in args.levels.split(",") if level]
+    open_rates = [float(rate) for rate in args.open_rates.split(",") if rate]
+    assert all(1 <= level <= 256 for level in levels) and all(1 <= rate <= 20_000 for rate in open_rates)
+    assert 0.5 <= args.seconds <= 120 and 1 <= args.reps <= 10
     postgres = PostgresServer(args.database_url)
     try:
         _, url = postgres.create_database("aio_handlers")
-        rows = measure(url, levels, args.seconds, args.reps)
+        rows = measure(url, levels, args.seconds, args.reps, open_rates, args.servers.split(","))
     finally:
         postgres.drop_databases()
         postgres.stop()
-    print("| server | in flight | calls/s | p50 ms | p99 ms | server µs per call | errors |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| server | in flight | calls/s | p50 ms | p99 ms | p99.9 ms | server µs per call | errors |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['server']} | {r['concurrency']} | {r['calls_per_s']:,.0f} | {r['p50_ms']} | {r['p99_ms']} "
+              f"| {r['p999_ms']} "
               f"| {r['server_us_per_call']:.0f} | {r['errors']} |")
     return 0 if all(r["errors"] == 0 and r["calls_per_s"] > 0 for r in rows) else 1
 
