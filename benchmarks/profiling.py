@@ -56,7 +56,11 @@ def py_spy() -> str | None:
 
 
 def thread_group(name: str) -> str:
-    """Server threads by job: gRPC handlers, the group-commit writer, the rest."""
+    """Server threads by job: the event loop (mutations, admission), the worker threads (blocking
+    handlers), the group-commit writer, the rest. The loop's own work is mostly grpc.aio's compiled
+    code, which py-spy does not see (its samples sit in asyncio's `Handle._run`): perf shows it."""
+    if name == "grpc-loop":
+        return "event loop (grpc.aio)"
     if name.startswith("rpc"):
         return "rpc handlers"
     if name == "group-committer":
