@@ -8,11 +8,11 @@ The question it answers (benchmarks/README.md, "Proposed engine changes", 2): ho
 ledger's per-call cost is the sync server parking one handler thread per call on the writer's
 future. Both servers run the same validation, request hash and group-commit writer on the same
 database, with no interceptors (no access control, metering or rate limits: the real server adds
-those to both alike). The sync one is the ledger's former model: 64 pool threads, each waiting for
-its job's outcome. The aio one is the ledger's model since: the job waits on an asyncio future
-(`GroupCommitter.submit_async`) and the writer resolves a whole batch with one
-`call_soon_threadsafe`. Each runs in its own process (CPU metered from /proc), loaded by the
-harness's load processes (`benchmarks/load.py`, uniform transfers over 10,000 accounts).
+those to both alike). The sync one is the ledger's model: 64 pool threads, each waiting for its
+job's outcome. The aio one queues the job with an asyncio future and the writer resolves a whole
+batch with one `call_soon_threadsafe`. Each runs in its own process (CPU metered from /proc), loaded
+closed-loop by the harness's load processes (`benchmarks/load.py`, uniform transfers over 10,000
+accounts). A prototype for measuring, not a server: the ledger is not switched to it.
 """
 
 from __future__ import annotations
@@ -40,10 +40,35 @@ from ledger_server.gc_pauses import freeze_startup_heap
 from ledger_server.group_commit import GroupCommitter
 from ledger_server.metrics import Metrics
 from ledger_server.migrate import migrate
-from ledger_server.posting import PostingEngine
+from ledger_server.posting import Outcome, PostingEngine
 
 ACCOUNTS = 10_000
 PORT = 50_990
+Resolver = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Outcome]"]
+
+
+class AsyncCommitter(GroupCommitter):
+    """The group-commit writer, answering an event loop: one wake-up of the loop per batch."""
+
+    def submit_async(self, job: c.Job, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Outcome]:
+        outcome: asyncio.Future[Outcome] = loop.create_future()
+        self._queue.put_nowait((job, (loop, outcome)))
+        return outcome
+
+    def _commit(self, batch: list[object]) -> None:
+        entries: list[tuple[c.Job, Resolver]] = batch  # type: ignore[assignment]
+        outcomes = self._engine.execute([job for job, _ in entries])
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Outcome], Outcome]]] = {}
+        for (_, (loop, waiting)), outcome in zip(entries, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append((waiting, outcome))
+        for loop, resolved in by_loop.items():
+            loop.call_soon_threadsafe(_resolve, resolved)
+
+
+def _resolve(resolved: list[tuple[asyncio.Future[Outcome], Outcome]]) -> None:
+    for waiting, outcome in resolved:
+        if not waiting.done():
+            waiting.set_result(outcome)
 
 
 def _handler(behavior: Any) -> grpc.GenericRpcHandler:
@@ -72,13 +97,15 @@ def serve(kind: str, port: int, url: str) -> None:
         print("ready", flush=True)
         server.wait_for_termination()
         return
-    writer = GroupCommitter(engine, Metrics())
+    writer = AsyncCommitter(engine, Metrics())
 
     async def main() -> None:
+        loop = asyncio.get_running_loop()
+
         async def create(request: ledger_pb2.CreateTransferRequest, context: Any) -> bytes:
             job = v.create_transfer(request)
             job.request_hash()
-            return (await writer.submit_async(job, 10.0)).payload
+            return (await writer.submit_async(job, loop)).payload
 
         server = grpc.aio.server()
         server.add_generic_rpc_handlers((_handler(create),))

@@ -1,4 +1,4 @@
-"""The ledger's own work per CreateTransfer call on the server's event loop, gRPC and the writer excluded.
+"""The ledger's own work per CreateTransfer call in the handler thread, gRPC and the writer excluded.
 
     python -m benchmarks.handler_path                 # with the rate limiter on the local Redis
     python -m benchmarks.handler_path --redis-url none
@@ -12,12 +12,10 @@ request, then leases) was measured for benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import resource
 import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from psycopg_pool import ConnectionPool
@@ -48,7 +46,7 @@ class _AnswerAtOnce:
                                 dt.datetime.now(dt.UTC))
         self._payload = transfer(record).SerializeToString()
 
-    async def submit_async(self, job: Any, timeout_s: float) -> Outcome:
+    def submit(self, job: Any, timeout_s: float) -> Outcome:
         return Outcome(0, self._payload)
 
 
@@ -65,7 +63,7 @@ class _Context:
     def set_trailing_metadata(self, metadata: Any) -> None:
         pass
 
-    async def abort_with_status(self, status: Any) -> None:
+    def abort_with_status(self, status: Any) -> None:
         raise RuntimeError(status)
 
 
@@ -85,42 +83,33 @@ class _Collect:
         self.handlers.update({f"/{service}/{name}": h for name, h in handlers.items()})
 
 
-async def _continuation(handler: Any) -> Any:
-    return handler
-
-
 def measure(url: str, redis_url: str | None, calls: int) -> float:
     provision_admin_key(url, KEY)
-    with ConnectionPool(url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=True) as pool, \
-            ThreadPoolExecutor(4) as executor:
+    with ConnectionPool(url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=True) as pool:
         metrics = Metrics()
         service = LedgerService(_AnswerAtOnce(), Reads(pool), metrics, 5.0, TenantGuard(pool),  # type: ignore[arg-type]
-                                CallerDirectory(pool), url, pool, executor)
-        interceptor = AccessInterceptor(service.callers, RateLimiter(redis_url, 1e9, 1e9), metrics, executor)
+                                CallerDirectory(pool), url, pool)
+        interceptor = AccessInterceptor(service.callers, RateLimiter(redis_url, 1e9, 1e9), metrics)
         server = _Collect()
         ledger_pb2_grpc.add_LedgerServicer_to_server(service, server)
         body = ledger_pb2.CreateTransferRequest(request_id="x", debit_account_id=str(uuid.uuid4()),
                                                 credit_account_id=str(uuid.uuid4()), amount="100",
                                                 asset="USD").SerializeToString()
 
-        async def one() -> bytes:
-            handler = await interceptor.intercept_service(
-                lambda _: _continuation(server.handlers[METHOD]), _Details())
-            answer = await handler.unary_unary(handler.request_deserializer(body), _Context())
+        def one() -> bytes:
+            handler = interceptor.intercept_service(lambda _: server.handlers[METHOD], _Details())
+            answer = handler.unary_unary(handler.request_deserializer(body), _Context())
             serialized: bytes = handler.response_serializer(answer)
             return serialized
 
-        async def run() -> float:
-            for _ in range(200):
-                await asyncio.create_task(one())  # a task per call, as the server makes
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            before = usage.ru_utime + usage.ru_stime
-            for _ in range(calls):
-                await asyncio.create_task(one())
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            return (usage.ru_utime + usage.ru_stime - before) / calls
-
-        return asyncio.run(run())
+        for _ in range(200):
+            one()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        before = usage.ru_utime + usage.ru_stime
+        for _ in range(calls):
+            one()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return (usage.ru_utime + usage.ru_stime - before) / calls
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,11 +56,7 @@ def py_spy() -> str | None:
 
 
 def thread_group(name: str) -> str:
-    """Server threads by job: the event loop (mutations, admission), the worker threads (blocking
-    handlers), the group-commit writer, the rest. The loop's own work is mostly grpc.aio's compiled
-    code, which py-spy does not see (its samples sit in asyncio's `Handle._run`): perf shows it."""
-    if name == "grpc-loop":
-        return "event loop (grpc.aio)"
+    """Server threads by job: gRPC handlers, the group-commit writer, the rest."""
     if name.startswith("rpc"):
         return "rpc handlers"
     if name == "group-committer":

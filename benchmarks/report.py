@@ -169,7 +169,7 @@ def _profile_section(profiles: dict[str, Any]) -> str:
             out.append(_table(["category", "share"], [
                 [label, f"{100 * count / samples:.0f}%"] for label, count in categories
             ]))
-        for group in ("group-commit writer", "event loop (grpc.aio)", "rpc handlers"):
+        for group in ("group-commit writer", "rpc handlers"):
             inclusive = prof["inclusive"].get(group)
             samples = prof["samples_by_thread_group"].get(group)
             if not inclusive or not samples:

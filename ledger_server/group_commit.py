@@ -4,15 +4,10 @@ One writer thread per server takes everything waiting (up to the batch bounds) a
 posting engine. Nothing waits for a timer: under light load a request is committed at once; under
 heavy load the queue fills while the previous batch commits, and the next batch is larger. The
 queue is bounded; past it requests are shed with RESOURCE_EXHAUSTED instead of piling up.
-
-Handlers on the server's event loop wait on asyncio futures (`submit_async`): the writer resolves all
-of a batch's futures with one wake-up of the loop, instead of waking one handler thread per job.
-Blocking callers (handlers in worker threads, the hold expirer) wait on `submit`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import threading
@@ -29,7 +24,6 @@ from ledger_server.posting import Outcome, PostingEngine
 log = logging.getLogger(__name__)
 
 _STOP = object()
-Waiting = Future[Outcome] | asyncio.Future[Outcome]
 
 
 class GroupCommitter:
@@ -71,26 +65,6 @@ class GroupCommitter:
                 grpc.StatusCode.DEADLINE_EXCEEDED, "TIMEOUT", "not committed in time; retry with the same request_id"
             ) from None
 
-    async def submit_async(self, job: c.Job, timeout_s: float) -> Outcome:
-        """`submit`, for a coroutine on an event loop. A cancelled caller (the client went away)
-        leaves the job queued: it may still commit, like a timed-out one."""
-        if self._stopping:
-            raise transient(grpc.StatusCode.UNAVAILABLE, "SHUTTING_DOWN", "the server is shutting down")
-        loop = asyncio.get_running_loop()
-        waiting: asyncio.Future[Outcome] = loop.create_future()
-        try:
-            self._queue.put_nowait((job, waiting))
-        except queue.Full:
-            raise transient(
-                grpc.StatusCode.RESOURCE_EXHAUSTED, "OVERLOADED", "the commit queue is full; retry later"
-            ) from None
-        self._metrics.queue_depth.set(self._queue.qsize())
-        timer = loop.call_later(timeout_s, _expire, waiting)
-        try:
-            return await waiting
-        finally:
-            timer.cancel()
-
     def stop(self) -> None:
         """Finish everything queued, then stop the writer thread."""
         self._stopping = True
@@ -123,7 +97,7 @@ class GroupCommitter:
 
     def _commit(self, batch: list[object]) -> None:
         jobs = [entry[0] for entry in batch]  # type: ignore[index]
-        waiting: list[Waiting] = [entry[1] for entry in batch]  # type: ignore[index]
+        futures: list[Future[Outcome]] = [entry[1] for entry in batch]  # type: ignore[index]
         try:
             outcomes = self._engine.execute(jobs)
         except LedgerError as error:
@@ -133,30 +107,8 @@ class GroupCommitter:
             internal = transient(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; nothing was written")
             outcomes = [Outcome.of_error(internal)] * len(jobs)
         assert len(outcomes) == len(jobs)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Outcome], Outcome]]] = {}
-        for future, outcome in zip(waiting, outcomes, strict=True):
-            if isinstance(future, Future):
-                future.set_result(outcome)
-            else:
-                by_loop.setdefault(future.get_loop(), []).append((future, outcome))
-        for loop, resolved in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_resolve, resolved)
-            except RuntimeError:  # the loop is closed: nobody waits for these any more
-                log.warning("%d outcomes for a closed event loop dropped", len(resolved))
-
-
-def _resolve(resolved: list[tuple[asyncio.Future[Outcome], Outcome]]) -> None:
-    """On the loop: hand each waiting coroutine its outcome (unless it timed out or went away)."""
-    for future, outcome in resolved:
-        if not future.done():
+        for future, outcome in zip(futures, outcomes, strict=True):
             future.set_result(outcome)
-
-
-def _expire(waiting: asyncio.Future[Outcome]) -> None:
-    if not waiting.done():
-        waiting.set_exception(transient(
-            grpc.StatusCode.DEADLINE_EXCEEDED, "TIMEOUT", "not committed in time; retry with the same request_id"))
 
 
 def _size(entry: object) -> int:

@@ -50,8 +50,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         default=env("LEDGER_RATE_LIMIT_FAIL_CLOSED", "") == "1",
                         help="refuse calls while Redis is down (default: fall back to per-replica buckets)")
     parser.add_argument("--worker-threads", type=int, default=int(env("LEDGER_WORKER_THREADS", "64")),
-                        help="worker threads for the blocking RPCs: reads, admin, chain, webhooks (env "
-                             "LEDGER_WORKER_THREADS; each open WatchEvents stream holds one)")
+                        help="gRPC handler threads (env LEDGER_WORKER_THREADS; each open WatchEvents stream "
+                             "holds one)")
     parser.add_argument("--processes", type=int, default=int(env("LEDGER_PROCESSES", "1")),
                         help="server processes sharing the port, each a replica with its own writer "
                              "(env LEDGER_PROCESSES; metrics on consecutive ports from --metrics-listen)")

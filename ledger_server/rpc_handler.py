@@ -1,14 +1,9 @@
-"""The decorator every RPC handler wears: LedgerError -> rich status, per-method metrics.
-
-It wraps blocking handlers (run in worker threads, thread_handlers.py) and coroutine handlers (run
-on the server's event loop) alike."""
+"""The decorator every RPC handler wears: LedgerError -> rich status, per-method metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import functools
-import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,8 +21,6 @@ def metered(metrics_attribute: str) -> Callable[[Handler], Handler]:
 
     def decorate(handler: Handler) -> Handler:
         method = handler.__name__
-        if inspect.iscoroutinefunction(handler):
-            return _metered_coroutine(handler, method, metrics_attribute)
 
         @functools.wraps(handler)
         def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
@@ -49,32 +42,6 @@ def metered(metrics_attribute: str) -> Callable[[Handler], Handler]:
         return wrapper
 
     return decorate
-
-
-def _metered_coroutine(handler: Handler, method: str, metrics_attribute: str) -> Handler:
-    """`metered` for a handler that runs on the server's event loop."""
-
-    @functools.wraps(handler)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        started = time.perf_counter()
-        code = "OK"
-        try:
-            return await handler(self, request, context)
-        except LedgerError as error:
-            code = error.code.name
-            await context.abort_with_status(error.to_status())
-        except asyncio.CancelledError:
-            code = "CANCELLED"
-            raise
-        except Exception:
-            code = "INTERNAL"
-            raise
-        finally:
-            metrics = getattr(self, metrics_attribute)
-            metrics.rpc_total.labels(method, code).inc()
-            metrics.rpc_seconds.labels(method, code).observe(time.perf_counter() - started)
-
-    return wrapper
 
 
 rpc = metered("metrics")

@@ -1,21 +1,14 @@
-"""Assembles one ledger server: posting engine, group committer, reads, gRPC, health, metrics.
-
-gRPC is served by grpc.aio on an event loop of its own thread: the mutations are coroutines that wait
-for the group-commit writer on that loop; every blocking handler runs in the `worker_threads` pool
-(thread_handlers.py). The rest of the server (writer, expirer, events feed, webhooks) are threads.
-"""
+"""Assembles one ledger server: posting engine, group committer, reads, gRPC, health, metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import pathlib
 import sys
 import threading
-from collections.abc import Coroutine
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -38,7 +31,6 @@ from ledger_server.reads import Reads
 from ledger_server.service import LedgerService
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 SERVICE_NAME = ledger_pb2.DESCRIPTOR.services_by_name["Ledger"].full_name
 MESSAGE_BYTES_MAX = 32 * 1024 * 1024  # a full 8000-item batch with metadata fits
 
@@ -49,7 +41,7 @@ class ServerConfig:
     database_url: str
     metrics_listen: str | None = None
     redis_url: str | None = None
-    worker_threads: int = 64  # blocking handlers (reads, admin, chain, event streams) and slow admissions
+    worker_threads: int = 64
     max_concurrent_rpcs: int = 2000
     read_pool_size: int = 8
     commit_timeout_s: float = 10.0
@@ -89,16 +81,20 @@ class LedgerServer:
         self.callers = CallerDirectory(self._pool)
         limiter = RateLimiter(config.redis_url, config.rate_limit_per_s, config.rate_limit_burst,
                               fail_open=config.rate_limit_fail_open)
-        self._executor = futures.ThreadPoolExecutor(max_workers=config.worker_threads, thread_name_prefix="rpc")
-        self._loop = asyncio.new_event_loop()
-        self._loop_thread = threading.Thread(target=self._loop.run_forever, name="grpc-loop", daemon=True)
-        self._loop_thread.start()
-        # A grpc.aio server belongs to the loop it is made on: it is made there, and started and
-        # stopped there; registering handlers and binding ports are plain calls.
-        self._grpc: grpc.aio.Server = self._on_loop(self._make_grpc(limiter))
+        self._grpc = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.worker_threads, thread_name_prefix="rpc"),
+            interceptors=[AccessInterceptor(self.callers, limiter, self.metrics)],
+            maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+            options=[
+                ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
+                ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
+                ("grpc.max_metadata_size", 16 * 1024),
+                ("grpc.so_reuseport", int(config.reuse_port)),
+            ],
+        )
         service = LedgerService(
             self._committer, Reads(self._pool), self.metrics, config.commit_timeout_s, TenantGuard(self._pool),
-            self.callers, config.database_url, self._pool, self._executor,
+            self.callers, config.database_url, self._pool,
         )
         ledger_pb2_grpc.add_LedgerServicer_to_server(service, self._grpc)
         self._events = EventsComponent(config.database_url, self._pool, self.metrics, config.events, self._grpc)
@@ -112,22 +108,6 @@ class LedgerServer:
             raise RuntimeError(f"cannot listen on {config.listen}")
         self._metrics_server: Any = None
         self._stopped = threading.Event()
-
-    async def _make_grpc(self, limiter: RateLimiter) -> grpc.aio.Server:
-        return grpc.aio.server(
-            interceptors=[AccessInterceptor(self.callers, limiter, self.metrics, self._executor)],
-            maximum_concurrent_rpcs=self.config.max_concurrent_rpcs,
-            options=[
-                ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
-                ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
-                ("grpc.max_metadata_size", 16 * 1024),
-                ("grpc.so_reuseport", int(self.config.reuse_port)),
-            ],
-        )
-
-    def _on_loop(self, work: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
-        """Run a coroutine on the server's loop from any other thread, and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout_s)
 
     def _bind(self, config: ServerConfig) -> int:
         if not config.tls_cert:
@@ -154,7 +134,7 @@ class LedgerServer:
             host, _, port = self.config.metrics_listen.rpartition(":")
             self._metrics_server = start_http_server(int(port), addr=host or "0.0.0.0", registry=self.metrics.registry)
         self._events.start()
-        self._on_loop(self._grpc.start())
+        self._grpc.start()
         for name in ("", SERVICE_NAME, EVENTS_SERVICE_NAME):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("ledger serving on %s", self.target)
@@ -167,12 +147,7 @@ class LedgerServer:
         self._stopped.set()
         self._health.enter_graceful_shutdown()
         self._events.stop()
-        self._on_loop(self._grpc.stop(grace_s))
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._loop_thread.join(timeout=10)
-        if not self._loop_thread.is_alive():
-            self._loop.close()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._grpc.stop(grace_s).wait()
         self._expirer.stop()
         self._committer.stop()
         self._pool.close()
@@ -181,3 +156,5 @@ class LedgerServer:
             server.shutdown()
         log.info("ledger stopped")
 
+    def wait(self) -> None:
+        self._grpc.wait_for_termination()

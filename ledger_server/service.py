@@ -2,25 +2,17 @@
 
 Every handler answers either its response or a rich status (code + google.rpc.ErrorInfo). A
 replayed outcome carries the trailing metadata `ledger-replayed: true`.
-
-The mutations are coroutines on the server's event loop: validation is pure computation and the
-commit is a wait for the group-commit writer, so they need no thread of their own. A tenant check
-that may query the database runs in a worker thread. Reads, admin and chain RPCs are blocking
-handlers, run in worker threads (thread_handlers.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 import uuid
-from collections.abc import Callable, Iterable
-from concurrent.futures import Executor
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import message as pb_message
 from psycopg_pool import ConnectionPool
 
 from ledger.v1 import ledger_pb2, ledger_pb2_grpc
@@ -42,6 +34,7 @@ from ledger_server.rpc_handler import rpc as _rpc
 from ledger_server.rpc_handler import to_datetime as _time
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=pb_message.Message)
 
 
 def _referenced_transfers(item: c.TransferCommand) -> tuple[uuid.UUID, ...]:
@@ -56,10 +49,8 @@ class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
     def __init__(
         self, committer: GroupCommitter, reads: Reads, metrics: Metrics, commit_timeout_s: float,
         tenants: TenantGuard, callers: CallerDirectory, database_url: str, pool: ConnectionPool[Any],
-        executor: Executor,
     ) -> None:
         self.pool = pool
-        self.executor = executor
         self.committer = committer
         self.reads = reads
         self.metrics = metrics
@@ -68,8 +59,17 @@ class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
         self.callers = callers
         self.database_url = database_url
 
+    def _commit(self, job: c.Job, response_type: type[M], context: grpc.ServicerContext) -> M | bytes:
+        """The committed response, as the bytes stored with the outcome: the access interceptor's
+        serializer sends bytes as they are (no parse and re-serialize per call). `response_type`
+        names what those bytes are."""
+        outcome = self._submit(job, context)
+        if outcome.code != 0:
+            raise outcome.error()
+        return outcome.payload
+
     def _submit(self, job: c.Job, context: grpc.ServicerContext) -> Outcome:
-        """Queue a job in the caller's name and wait for its outcome (blocking handlers: admin)."""
+        """Queue a job in the caller's name and wait for its outcome."""
         job = attribute(job, current_principal().id)
         job.request_hash()  # here, in the handler's thread: the writer only reads it (commands.computed_once)
         remaining = context.time_remaining()
@@ -79,104 +79,79 @@ class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
             context.set_trailing_metadata((("ledger-replayed", "true"),))
         return outcome
 
-    async def _commit_async(self, job: c.Job, context: grpc.aio.ServicerContext) -> bytes:
-        """Queue a job in the caller's name; its committed response as the bytes stored with the
-        outcome (the access interceptor's serializer sends bytes as they are), or its error raised."""
-        job = attribute(job, current_principal().id)
-        job.request_hash()  # here, on the loop: the writer only reads it (commands.computed_once)
-        remaining = context.time_remaining()
-        timeout = self.commit_timeout_s if remaining is None else max(0.0, min(remaining, self.commit_timeout_s))
-        outcome = await self.committer.submit_async(job, timeout)
-        if outcome.replayed:
-            context.set_trailing_metadata((("ledger-replayed", "true"),))
-        if outcome.code != 0:
-            raise outcome.error()
-        return outcome.payload
-
-    async def _tenant_check(self, check: Callable[[str | None, Iterable[uuid.UUID]], None],
-                            ids: Iterable[uuid.UUID]) -> None:
-        """A tenant check from the event loop: none for a caller without a tenant, else in a worker
-        thread (it may query the database)."""
-        tenant = self._tenant()
-        if tenant is not None:
-            await asyncio.get_running_loop().run_in_executor(
-                self.executor, contextvars.copy_context().run, check, tenant, list(ids))
-
     @staticmethod
     def _tenant() -> str | None:
         return current_principal().tenant
 
     # -- mutations --------------------------------------------------------------------------------
 
-    # The response types in the annotations name what the committed bytes are.
-
     @_rpc
-    async def CreateAsset(
-        self, request: ledger_pb2.CreateAssetRequest, context: grpc.aio.ServicerContext
+    def CreateAsset(
+        self, request: ledger_pb2.CreateAssetRequest, context: grpc.ServicerContext
     ) -> ledger_pb2.Asset | bytes:
-        return await self._commit_async(v.create_asset(request), context)
+        return self._commit(v.create_asset(request), ledger_pb2.Asset, context)
 
     @_rpc
-    async def CreateAccount(
-        self, request: ledger_pb2.CreateAccountRequest, context: grpc.aio.ServicerContext
+    def CreateAccount(
+        self, request: ledger_pb2.CreateAccountRequest, context: grpc.ServicerContext
     ) -> ledger_pb2.Account | bytes:
         command = v.create_account(request)
         command = replace(command, metadata=self.tenants.tag_metadata(self._tenant(), command.metadata))
-        return await self._commit_async(command, context)
+        return self._commit(command, ledger_pb2.Account, context)
 
     @_rpc
-    async def CreateTransfer(
-        self, request: ledger_pb2.CreateTransferRequest, context: grpc.aio.ServicerContext
+    def CreateTransfer(
+        self, request: ledger_pb2.CreateTransferRequest, context: grpc.ServicerContext
     ) -> ledger_pb2.Transfer | bytes:
         command = v.create_transfer(request)
-        await self._tenant_check(self.tenants.check_accounts, (command.debit_account_id, command.credit_account_id))
-        return await self._commit_async(command, context)
+        self.tenants.check_accounts(self._tenant(), (command.debit_account_id, command.credit_account_id))
+        return self._commit(command, ledger_pb2.Transfer, context)
 
     @_rpc
-    async def CreateTransfers(
-        self, request: ledger_pb2.CreateTransfersRequest, context: grpc.aio.ServicerContext
+    def CreateTransfers(
+        self, request: ledger_pb2.CreateTransfersRequest, context: grpc.ServicerContext
     ) -> ledger_pb2.CreateTransfersResponse | bytes:
         batch = v.create_transfers(request)
         accounts = {a for item in batch.items if isinstance(item, c.CreateTransfer)
                     for a in (item.debit_account_id, item.credit_account_id)}
-        await self._tenant_check(self.tenants.check_accounts, accounts)
-        return await self._commit_async(batch, context)
+        self.tenants.check_accounts(self._tenant(), accounts)
+        return self._commit(batch, ledger_pb2.CreateTransfersResponse, context)
 
     @_rpc
-    async def PostPendingTransfer(
-        self, request: ledger_pb2.PostPendingTransferRequest, context: grpc.aio.ServicerContext
+    def PostPendingTransfer(
+        self, request: ledger_pb2.PostPendingTransferRequest, context: grpc.ServicerContext
     ) -> ledger_pb2.Transfer | bytes:
         command = v.post_pending(request)
-        await self._tenant_check(self.tenants.check_transfers, (command.pending_id,))
-        return await self._commit_async(command, context)
+        self.tenants.check_transfers(self._tenant(), (command.pending_id,))
+        return self._commit(command, ledger_pb2.Transfer, context)
 
     @_rpc
-    async def VoidPendingTransfer(
-        self, request: ledger_pb2.VoidPendingTransferRequest, context: grpc.aio.ServicerContext
+    def VoidPendingTransfer(
+        self, request: ledger_pb2.VoidPendingTransferRequest, context: grpc.ServicerContext
     ) -> ledger_pb2.Transfer | bytes:
         command = v.void_pending(request)
-        await self._tenant_check(self.tenants.check_transfers, (command.pending_id,))
-        return await self._commit_async(command, context)
+        self.tenants.check_transfers(self._tenant(), (command.pending_id,))
+        return self._commit(command, ledger_pb2.Transfer, context)
 
     @_rpc
-    async def ReverseTransfer(
-        self, request: ledger_pb2.ReverseTransferRequest, context: grpc.aio.ServicerContext
+    def ReverseTransfer(
+        self, request: ledger_pb2.ReverseTransferRequest, context: grpc.ServicerContext
     ) -> ledger_pb2.Transfer | bytes:
         command = v.reverse_transfer(request)
-        await self._tenant_check(self.tenants.check_transfers, (command.transfer_id,))
-        return await self._commit_async(command, context)
+        self.tenants.check_transfers(self._tenant(), (command.transfer_id,))
+        return self._commit(command, ledger_pb2.Transfer, context)
 
     @_rpc
-    async def AdjustPendingTransfer(
-        self, request: ledger_pb2.AdjustPendingTransferRequest, context: grpc.aio.ServicerContext
+    def AdjustPendingTransfer(
+        self, request: ledger_pb2.AdjustPendingTransferRequest, context: grpc.ServicerContext
     ) -> ledger_pb2.Transfer | bytes:
         command = v.adjust_pending(request)
-        await self._tenant_check(self.tenants.check_transfers, (command.pending_id,))
-        return await self._commit_async(command, context)
+        self.tenants.check_transfers(self._tenant(), (command.pending_id,))
+        return self._commit(command, ledger_pb2.Transfer, context)
 
     @_rpc
-    async def ApplyOperations(
-        self, request: ledger_pb2.ApplyOperationsRequest, context: grpc.aio.ServicerContext
+    def ApplyOperations(
+        self, request: ledger_pb2.ApplyOperationsRequest, context: grpc.ServicerContext
     ) -> ledger_pb2.ApplyOperationsResponse | bytes:
         batch = v.apply_operations(request)
         principal = current_principal()
@@ -186,10 +161,10 @@ class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
                               "reverse operations need scope transfers:reverse")
         accounts = {a for item in batch.items if isinstance(item, c.CreateTransfer)
                     for a in (item.debit_account_id, item.credit_account_id)}
-        await self._tenant_check(self.tenants.check_accounts, accounts)
+        self.tenants.check_accounts(principal.tenant, accounts)
         referenced = [r for item in batch.items for r in _referenced_transfers(item)]
-        await self._tenant_check(self.tenants.check_transfers, referenced)
-        return await self._commit_async(batch, context)
+        self.tenants.check_transfers(principal.tenant, referenced)
+        return self._commit(batch, ledger_pb2.ApplyOperationsResponse, context)
 
     # -- reads ------------------------------------------------------------------------------------
 

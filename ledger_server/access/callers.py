@@ -65,29 +65,18 @@ def caller_message(row: tuple[Any, ...]) -> admin_pb2.Caller:
     return message
 
 
-class NotCached:
-    """What a lookup that may not wait returns when the answer is not in the cache."""
-
-
-NOT_CACHED = NotCached()
-
-
 class CallerDirectory:
     def __init__(self, pool: ConnectionPool[Any]) -> None:
         self._pool = pool
         self._cache: dict[object, tuple[float, tuple[Any, ...] | None]] = {}
         self._lock = threading.Lock()
 
-    def _row(
-        self, query: str, key: object, params: dict[str, Any], wait: bool
-    ) -> tuple[Any, ...] | NotCached | None:
+    def _row(self, query: str, key: object, params: dict[str, Any]) -> tuple[Any, ...] | None:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(key)
         if cached is not None and now - cached[0] < CACHE_TTL_S:
             return cached[1]
-        if not wait:
-            return NOT_CACHED
         with self._pool.connection() as conn:
             row: tuple[Any, ...] | None = conn.execute(Q[query], params).fetchone()
         with self._lock:
@@ -100,26 +89,20 @@ class CallerDirectory:
         with self._lock:
             self._cache.clear()
 
-    def by_token(self, token: str, wait: bool = True) -> Principal | NotCached | None:
-        """The key's caller, None for an unknown or revoked key; with `wait` false, NOT_CACHED
-        instead of asking the database (the event loop may not block)."""
+    def by_token(self, token: str) -> Principal | None:
         identity = token_identity(token)
         if identity is None:
             return None
         caller_id, secret = identity
-        row = self._row("caller_by_id", caller_id, {"id": caller_id}, wait)
-        if isinstance(row, NotCached):
-            return row
+        row = self._row("caller_by_id", caller_id, {"id": caller_id})
         if row is None or row[1] != API_KEY or row[10] is not None:
             return None
         if not keys.key_matches(secret, bytes(row[3]), bytes(row[4])):
             return None
         return Principal(str(row[0]), row[2], frozenset(row[6]), row[7])
 
-    def by_certificate(self, subject: str, wait: bool = True) -> Principal | NotCached | None:
-        row = self._row("caller_by_subject", ("subject", subject), {"subject": subject}, wait)
-        if isinstance(row, NotCached):
-            return row
+    def by_certificate(self, subject: str) -> Principal | None:
+        row = self._row("caller_by_subject", ("subject", subject), {"subject": subject})
         if row is None or row[1] != CERTIFICATE or row[10] is not None:
             return None
         return Principal(str(row[0]), row[2], frozenset(row[6]), row[7])

@@ -7,12 +7,9 @@ available to handlers through `current_principal()`.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import Executor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -20,12 +17,11 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from ledger_server.access.callers import NOT_CACHED, SYSTEM, CallerDirectory, NotCached, Principal
+from ledger_server.access.callers import SYSTEM, CallerDirectory, Principal
 from ledger_server.access.rate_limit import RateLimiter
 from ledger_server.access.scopes import allows, required_scope
 from ledger_server.errors import DOMAIN, LedgerError
 from ledger_server.metrics import Metrics
-from ledger_server.thread_handlers import in_threads
 
 log = logging.getLogger(__name__)
 _PRINCIPAL: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal", default=SYSTEM)
@@ -85,88 +81,62 @@ def _rate_limited(retry_after_s: float) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
-@dataclass(frozen=True)
-class _Refusal:
-    reason: str  # the auth_refusals metric's label
-    status: grpc.Status
-
-
-Admission = Principal | _Refusal
-
-
-class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Guards every method that has a scope, on the server's event loop. Admission needs no I/O when
-    the caller's key is cached and its rate-limit lease covers the call (nearly always); otherwise it
-    runs in a worker thread, so a slow database or Redis never stalls the loop. Blocking handlers
-    are turned into thread-run ones here too (thread_handlers.py), every method alike."""
-
-    def __init__(self, callers: CallerDirectory, limiter: RateLimiter, metrics: Metrics, executor: Executor) -> None:
+class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, callers: CallerDirectory, limiter: RateLimiter, metrics: Metrics) -> None:
         self._callers = callers
         self._limiter = limiter
         self._metrics = metrics
-        self._executor = executor
         self._guarded: dict[str, Any] = {}
 
-    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:
+    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
         """Called for every RPC: the guarded handler of a method is built once and reused."""
         method = details.method
         guarded = self._guarded.get(method)
         if guarded is not None:
             return guarded
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        handler = in_threads(handler, self._executor)
+        handler = continuation(details)
         scope = required_scope(method)
-        guarded = handler if scope is None else self._guard(handler, method, scope)
+        if handler is None or scope is None:
+            return handler
+        guarded = self._guard(handler, method, scope)
         if len(self._guarded) < GUARDED_METHODS_MAX:
             self._guarded[method] = guarded
         return guarded
 
-    def _admit(self, context: Any, method: str, scope: str, wait: bool) -> Admission | None:
-        """The caller, or why it is refused; None when finding out needs I/O and `wait` is false."""
-        principal = self._authenticate(context, wait)
-        if principal is NOT_CACHED:
-            return None
-        if principal is None:
-            return _Refusal("unauthenticated", _refuse(
-                grpc.StatusCode.UNAUTHENTICATED, "INVALID_CREDENTIALS", "missing, unknown or revoked credentials"))
-        assert isinstance(principal, Principal)
-        if not allows(principal.scopes, scope):
-            return _Refusal("permission_denied", _refuse(
-                grpc.StatusCode.PERMISSION_DENIED, "MISSING_SCOPE", f"{method} needs scope {scope}"))
-        decision = self._limiter.take(principal.id) if wait else self._limiter.take_nowait(principal.id)
-        if decision is None:
-            return None
-        if not decision.allowed:
-            return _Refusal("rate_limited", _rate_limited(decision.retry_after_s))
-        return principal
-
-    async def _admitted(self, request: Any, context: grpc.aio.ServicerContext, method: str, scope: str) -> Principal:
-        admission = self._admit(context, method, scope, wait=False)
-        if admission is None:
-            admission = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._admit, context, method, scope, True)
-        assert admission is not None
-        if isinstance(admission, _Refusal):
-            self._metrics.auth_refusals.labels(admission.reason).inc()
-            await context.abort_with_status(admission.status)
-            raise AssertionError("abort returned")
-        if isinstance(request, _Malformed):
-            await context.abort_with_status(_refuse(
-                grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST", "the request is not a valid message"))
-        # Each call runs in its own asyncio task, with its own copy of the context variables: the
-        # principal set here is seen by this call only (and copied into its worker thread, if any).
-        _PRINCIPAL.set(admission)
-        return admission
-
     def _guard(self, handler: Any, method: str, scope: str) -> Any:
+        def admit(context: grpc.ServicerContext) -> Principal:
+            principal = self._authenticate(context)
+            if principal is None:
+                self._metrics.auth_refusals.labels("unauthenticated").inc()
+                context.abort_with_status(_refuse(
+                    grpc.StatusCode.UNAUTHENTICATED, "INVALID_CREDENTIALS", "missing, unknown or revoked credentials"))
+                raise AssertionError("abort returned")
+            if not allows(principal.scopes, scope):
+                self._metrics.auth_refusals.labels("permission_denied").inc()
+                context.abort_with_status(_refuse(
+                    grpc.StatusCode.PERMISSION_DENIED, "MISSING_SCOPE", f"{method} needs scope {scope}"))
+            decision = self._limiter.take(principal.id)
+            if not decision.allowed:
+                self._metrics.auth_refusals.labels("rate_limited").inc()
+                context.abort_with_status(_rate_limited(decision.retry_after_s))
+            return principal
+
+        def check_parsed(request: Any, context: grpc.ServicerContext) -> None:
+            if isinstance(request, _Malformed):
+                context.abort_with_status(_refuse(
+                    grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST", "the request is not a valid message"))
+
         if handler.unary_unary is not None:
             unary = handler.unary_unary
 
-            async def guarded_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await self._admitted(request, context, method, scope)
-                return await unary(request, context)
+            def guarded_unary(request: Any, context: grpc.ServicerContext) -> Any:
+                principal = admit(context)
+                check_parsed(request, context)
+                token = _PRINCIPAL.set(principal)
+                try:
+                    return unary(request, context)
+                finally:
+                    _PRINCIPAL.reset(token)
 
             return grpc.unary_unary_rpc_method_handler(
                 guarded_unary, request_deserializer=_tolerant(handler.request_deserializer),
@@ -174,23 +144,27 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_stream is not None:
             stream = handler.unary_stream
 
-            async def guarded_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                await self._admitted(request, context, method, scope)
-                async for response in stream(request, context):
-                    yield response
+            def guarded_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                principal = admit(context)
+                check_parsed(request, context)
+                token = _PRINCIPAL.set(principal)
+                try:
+                    yield from stream(request, context)
+                finally:
+                    _PRINCIPAL.reset(token)
 
             return grpc.unary_stream_rpc_method_handler(
                 guarded_stream, request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer)
         return handler  # the ledger has no client-streaming RPCs
 
-    def _authenticate(self, context: Any, wait: bool) -> Principal | NotCached | None:
-        for key, value in context.invocation_metadata() or ():
+    def _authenticate(self, context: grpc.ServicerContext) -> Principal | None:
+        for key, value in context.invocation_metadata():
             if key == "authorization":
                 if len(value) > AUTHORIZATION_CHARS_MAX or not value.startswith("Bearer "):
                     return None
-                return self._callers.by_token(value[len("Bearer "):].strip(), wait)
+                return self._callers.by_token(value[len("Bearer "):].strip())
         subjects = context.auth_context().get("x509_common_name") or []
         if subjects:
-            return self._callers.by_certificate(subjects[0].decode(), wait)
+            return self._callers.by_certificate(subjects[0].decode())
         return None

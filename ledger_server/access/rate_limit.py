@@ -117,25 +117,12 @@ class RateLimiter:
             self._script = self._redis.register_script(_TOKEN_BUCKET)
 
     def take(self, caller_id: str, cost: float = 1.0) -> Decision:
-        """Admit or refuse one call, asking Redis when the caller's lease does not cover it."""
-        decision = self._take(caller_id, cost, wait=True)
-        assert decision is not None
-        return decision
-
-    def take_nowait(self, caller_id: str, cost: float = 1.0) -> Decision | None:
-        """The same, or None where Redis would have to be asked (the event loop may not block):
-        the caller then asks `take` from a worker thread."""
-        return self._take(caller_id, cost, wait=False)
-
-    def _take(self, caller_id: str, cost: float, wait: bool) -> Decision | None:
         if self._redis is not None and time.monotonic() >= self._redis_down_until:
             size = self._spend_lease(caller_id, cost)
             if size == 0:
                 return Decision(True, 0.0, "lease")
             if size < 0:
                 return Decision(False, -size / 1000.0, "lease")
-            if not wait:
-                return None
             key = f"ledger:rate:{caller_id}"
             try:
                 if size > cost:  # ask for a lease; near the limit, fall back to the exact cost

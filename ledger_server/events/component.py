@@ -26,7 +26,7 @@ SERVICE_NAME = events_service_pb2.DESCRIPTOR.services_by_name["LedgerEvents"].fu
 
 @dataclass(frozen=True)
 class EventsConfig:
-    max_watchers: int = 32               # each open stream holds one worker thread
+    max_watchers: int = 32               # each open stream holds one server thread
     fallback_poll_s: float = 1.0         # the feed's poll when no NOTIFY arrives
     webhooks: DispatcherConfig | None = None  # run a dispatcher in this process
     url_policy: UrlPolicy | None = None  # default: the dispatcher's, else LEDGER_WEBHOOKS_ALLOW_* variables
@@ -34,7 +34,7 @@ class EventsConfig:
 
 class EventsComponent:
     def __init__(self, database_url: str, pool: ConnectionPool[Any], rpc_metrics: Metrics, config: EventsConfig,
-                 server: grpc.aio.Server) -> None:
+                 server: grpc.Server) -> None:
         metrics = EventsMetrics(rpc_metrics.registry)
         self._feed = OutboxFeed(database_url, metrics, config.fallback_poll_s)
         policy = config.url_policy or (config.webhooks.policy if config.webhooks else UrlPolicy.from_env())
