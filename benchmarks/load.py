@@ -167,9 +167,6 @@ def _run_phase(spec: PhaseSpec, index: int, workers: int, channels: dict[str, gr
     sink = _Sink(spec)
     threads: list[threading.Thread] = []
     closers: list[Callable[[], None]] = []
-    stubs: list[Any] = []
-    if spec.target_kind == "grpc":
-        stubs = [ledger_pb2_grpc.LedgerStub(_channel(channels, spec.target, i)) for i in range(spec.connections)]
     seed = spec.seed * 1000 + index
     if spec.open_rate > 0:
         assert spec.target_kind == "grpc" and spec.accounts is not None
@@ -178,6 +175,8 @@ def _run_phase(spec: PhaseSpec, index: int, workers: int, channels: dict[str, gr
         threads.append(threading.Thread(
             target=_open_loop, args=(spec.target, spec.connections, session, rate, spec, sink, seed)))
     else:
+        stubs = [ledger_pb2_grpc.LedgerStub(_channel(channels, spec.target, i)) for i in range(spec.connections)] \
+            if spec.target_kind == "grpc" else []
         for t in range(_share(spec.concurrency, index, workers)):
             rng = random.Random(seed * 1000 + t)
             if spec.target_kind == "naive":
