@@ -10,9 +10,11 @@ future. Both servers run the same validation, request hash and group-commit writ
 database, with no interceptors (no access control, metering or rate limits: the real server adds
 those to both alike). The sync one is the ledger's model: 64 pool threads, each waiting for its
 job's outcome. The aio one queues the job with an asyncio future and the writer resolves a whole
-batch with one `call_soon_threadsafe`. Each runs in its own process (CPU metered from /proc), loaded
-closed-loop by the harness's load processes (`benchmarks/load.py`, uniform transfers over 10,000
-accounts). A prototype for measuring, not a server: the ledger is not switched to it.
+batch with one `call_soon_threadsafe`. `proc` (`--servers sync,proc`) is the sync
+one with the writer in a process of its own, as the ledger now runs it (writer_process.py). Each
+runs in its own process (CPU metered from /proc, its writer process included), loaded closed-loop
+by the harness's load processes (`benchmarks/load.py`, uniform transfers over 10,000 accounts).
+A prototype for measuring, not a server: the ledger is not switched to aio.
 """
 
 from __future__ import annotations
@@ -37,10 +39,11 @@ from ledger.v1 import ledger_pb2
 from ledger_server import commands as c
 from ledger_server import validation as v
 from ledger_server.gc_pauses import freeze_startup_heap
-from ledger_server.group_commit import GroupCommitter
+from ledger_server.group_commit import Committer, GroupCommitter
 from ledger_server.metrics import Metrics
 from ledger_server.migrate import migrate
 from ledger_server.posting import Outcome, PostingEngine
+from ledger_server.writer_process import WriterProcessCommitter
 
 ACCOUNTS = 10_000
 PORT = 50_990
@@ -81,9 +84,9 @@ def _handler(behavior: Any) -> grpc.GenericRpcHandler:
 def serve(kind: str, port: int, url: str) -> None:
     """One server process; prints `ready` once it listens."""
     freeze_startup_heap()
-    engine = PostingEngine(url, Metrics())
-    if kind == "sync":
-        committer = GroupCommitter(engine, Metrics())
+    if kind in ("sync", "proc"):
+        committer: Committer = (WriterProcessCommitter(url, Metrics()) if kind == "proc"
+                                else GroupCommitter(PostingEngine(url, Metrics()), Metrics()))
 
         def create(request: ledger_pb2.CreateTransferRequest, context: grpc.ServicerContext) -> bytes:
             job = v.create_transfer(request)
@@ -97,7 +100,7 @@ def serve(kind: str, port: int, url: str) -> None:
         print("ready", flush=True)
         server.wait_for_termination()
         return
-    writer = AsyncCommitter(engine, Metrics())
+    writer = AsyncCommitter(PostingEngine(url, Metrics()), Metrics())
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -132,6 +135,11 @@ def _prepare(url: str) -> Accounts:
     return Accounts("USD", ids, ids[:10], ids[:10])
 
 
+def _cpu(process: psutil.Process) -> float:
+    """CPU seconds of a server and its children (the writer process of `proc`)."""
+    return sum(sum(p.cpu_times()[:2]) for p in [process, *process.children(recursive=True)])
+
+
 def measure(url: str, levels: Sequence[int], seconds: float, reps: int,
             open_rates: Sequence[float] = (), kinds: Sequence[str] = ("sync", "aio")) -> list[dict[str, Any]]:
     accounts = _prepare(url)
@@ -155,9 +163,9 @@ def measure(url: str, levels: Sequence[int], seconds: float, reps: int,
                         pool.start(spec)
                         begin, end = spec.window
                         time.sleep(max(0.0, begin - time.monotonic()))
-                        cpu0 = sum(process.cpu_times()[:2])
+                        cpu0 = _cpu(process)
                         time.sleep(max(0.0, end - time.monotonic()))
-                        cpu = sum(process.cpu_times()[:2]) - cpu0
+                        cpu = _cpu(process) - cpu0
                         report = pool.collect(spec)
                         figures = phase_figures(report, seconds)
                         rows.append({"server": kind, "concurrency": level or f"open {rate:,.0f}/s",
@@ -181,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", default="16,64", help="calls in flight")
     parser.add_argument("--open-rates", default="", help="open-loop offered rates (calls/s), after the levels")
     parser.add_argument("--servers", default="sync,aio",
-                        help="servers to compare, in turn: sync, aio")
+                        help="servers to compare, in turn: sync, aio, proc (sync with the writer in its own "
+                             "process, as the ledger runs it)")
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per level")
     parser.add_argument("--reps", type=int, default=2, help="rounds of sync then aio")
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "URL"), help=argparse.SUPPRESS)

@@ -67,19 +67,33 @@ def thread_group(name: str) -> str:
 
 
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
-    """tid -> (OS thread name, CPU seconds so far)."""
+    """tid -> (OS thread name, CPU seconds so far), over the process and its children (the
+    ledger's writer process)."""
     result: dict[int, tuple[str, float]] = {}
     try:
-        threads = psutil.Process(pid).threads()
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
     except psutil.Error:
         return result
-    for t in threads:
+    for process in processes:
         try:
-            comm = pathlib.Path(f"/proc/{pid}/task/{t.id}/comm").read_text().strip()
-        except OSError:
-            comm = "?"
-        result[t.id] = (comm, t.user_time + t.system_time)
+            threads = process.threads()
+        except psutil.Error:
+            continue
+        for t in threads:
+            try:
+                comm = pathlib.Path(f"/proc/{process.pid}/task/{t.id}/comm").read_text().strip()
+            except OSError:
+                comm = "?"
+            result[t.id] = (comm, t.user_time + t.system_time)
     return result
+
+
+def _with_children(pid: int) -> list[int]:
+    try:
+        return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+    except psutil.Error:
+        return [pid]
 
 
 def _short(frame: str) -> str:
@@ -133,6 +147,10 @@ def parse_collapsed(text: str, profile: Profile) -> dict[int, str]:
             continue
         count = int(count_text)
         frames = stack.split(";")
+        while frames and frames[0].startswith("process "):  # --subprocesses: the process path first
+            frames = frames[1:]
+        if not frames:
+            continue
         head = THREAD.match(frames[0])
         name = ""
         if head:
@@ -168,7 +186,7 @@ def _category(stack: list[str], rules: tuple[tuple[str, tuple[str, ...]], ...]) 
 
 
 class NativeRecorder:
-    """`perf record` of the same process: what py-spy cannot see (the kernel: context switches
+    """`perf record` of the same process and its writer process: what py-spy cannot see (the kernel: context switches
     and futex wake-ups between threads; gRPC's C core; libc). Optional: skipped without perf."""
 
     def __init__(self, pid: int, seconds: int, data_path: pathlib.Path) -> None:
@@ -180,7 +198,8 @@ class NativeRecorder:
         if self._binary is None:
             return
         self._proc = subprocess.Popen(
-            [self._binary, "record", "-F", "499", "-p", str(self._pid), "-o", str(self._data), "--",
+            [self._binary, "record", "-F", "499", "-p", ",".join(str(p) for p in _with_children(self._pid)),
+             "-o", str(self._data), "--",
              "sleep", str(self._seconds)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -211,7 +230,8 @@ class NativeRecorder:
 
 
 class Recorder:
-    """py-spy record on the server for a fixed time, with /proc thread CPU around it."""
+    """py-spy record on the server (and its writer process) for a fixed time, with /proc thread CPU
+    around it."""
 
     def __init__(self, pid: int, seconds: int, raw_path: pathlib.Path, rate_hz: int = 100) -> None:
         binary = py_spy()
@@ -228,7 +248,7 @@ class Recorder:
         self._raw.parent.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
             [self._binary, "record", "--pid", str(self._pid), "--duration", str(self._seconds),
-             "--rate", str(self._rate), "--format", "raw", "--threads", "--nonblocking",
+             "--rate", str(self._rate), "--format", "raw", "--threads", "--nonblocking", "--subprocesses",
              "-o", str(self._raw)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )

@@ -27,7 +27,7 @@ from ledger_server import commands as c
 from ledger_server import pagination, queries, wire
 from ledger_server.chain_validation import RegisterChainAsset, RegisterDepositAddress
 from ledger_server.errors import LedgerError, idempotency_key_reused, rejected, transient
-from ledger_server.group_commit import GroupCommitter
+from ledger_server.group_commit import Committer
 from ledger_server.posting import Outcome
 
 Q = queries.load("chain")
@@ -157,7 +157,7 @@ def omnibus_request_id(chain_id: int, asset: str) -> str:
 
 
 class ChainRegistry:
-    def __init__(self, pool: ConnectionPool[Any], committer: GroupCommitter) -> None:
+    def __init__(self, pool: ConnectionPool[Any], committer: Committer) -> None:
         self._pool = pool
         self._committer = committer
 

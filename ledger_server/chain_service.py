@@ -18,7 +18,7 @@ from ledger_server import chain_validation as cv
 from ledger_server import validation as v
 from ledger_server.chain_registry import ChainRegistry
 from ledger_server.errors import invalid
-from ledger_server.group_commit import GroupCommitter
+from ledger_server.group_commit import Committer
 from ledger_server.posting import Outcome
 from ledger_server.reads import Reads
 from ledger_server.withdrawal_requests import WithdrawalRequests
@@ -34,7 +34,7 @@ CHAIN_RPCS = (
 class ChainRpcs:
     """RegisterChainAsset, RegisterDepositAddress, the chain lists, CreateWithdrawal, GetWithdrawal."""
 
-    committer: GroupCommitter
+    committer: Committer
     commit_timeout_s: float
     reads: Reads
     pool: ConnectionPool[Any]

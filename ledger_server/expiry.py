@@ -15,7 +15,7 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from ledger_server import commands as c
-from ledger_server.group_commit import GroupCommitter
+from ledger_server.group_commit import Committer
 from ledger_server.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ LIMIT %(limit)s
 
 class HoldExpirer:
     def __init__(
-        self, pool: ConnectionPool[Any], committer: GroupCommitter, metrics: Metrics, interval_s: float = 1.0,
+        self, pool: ConnectionPool[Any], committer: Committer, metrics: Metrics, interval_s: float = 1.0,
         batch_limit: int = 500,
     ) -> None:
         self._pool = pool

@@ -1,5 +1,6 @@
 """Group commit: concurrent requests are queued and applied together in one transaction.
 
+The in-thread writer; the server runs the same loop in a process of its own (writer_process.py).
 One writer thread per server takes everything waiting (up to the batch bounds) and hands it to the
 posting engine. Nothing waits for a timer: under light load a request is committed at once; under
 heavy load the queue fills while the previous batch commits, and the next batch is larger. The
@@ -13,6 +14,7 @@ import queue
 import threading
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Protocol
 
 import grpc
 
@@ -24,6 +26,15 @@ from ledger_server.posting import Outcome, PostingEngine
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+
+class Committer(Protocol):
+    """What handlers need of the writer, in a thread (GroupCommitter) or in a process of its own
+    (writer_process.WriterProcessCommitter, the server's default)."""
+
+    def submit(self, job: c.Job, timeout_s: float) -> Outcome: ...
+
+    def stop(self) -> None: ...
 
 
 class GroupCommitter:
@@ -98,19 +109,28 @@ class GroupCommitter:
     def _commit(self, batch: list[object]) -> None:
         jobs = [entry[0] for entry in batch]  # type: ignore[index]
         futures: list[Future[Outcome]] = [entry[1] for entry in batch]  # type: ignore[index]
-        try:
-            outcomes = self._engine.execute(jobs)
-        except LedgerError as error:
-            outcomes = [Outcome.of_error(error)] * len(jobs)
-        except Exception:  # the writer thread must survive anything
-            log.exception("group commit failed")
-            internal = transient(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; nothing was written")
-            outcomes = [Outcome.of_error(internal)] * len(jobs)
-        assert len(outcomes) == len(jobs)
-        for future, outcome in zip(futures, outcomes, strict=True):
+        for future, outcome in zip(futures, apply_batch(self._engine, jobs), strict=True):
             future.set_result(outcome)
 
 
-def _size(entry: object) -> int:
-    job = entry[0]  # type: ignore[index]
+def apply_batch(engine: PostingEngine, jobs: list[c.Job]) -> list[Outcome]:
+    """Every job's outcome; the writer (thread or process) survives anything a batch raises."""
+    try:
+        outcomes = engine.execute(jobs)
+    except LedgerError as error:
+        outcomes = [Outcome.of_error(error)] * len(jobs)
+    except Exception:
+        log.exception("group commit failed")
+        internal = transient(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; nothing was written")
+        outcomes = [Outcome.of_error(internal)] * len(jobs)
+    assert len(outcomes) == len(jobs), "one outcome per job"
+    return outcomes
+
+
+def job_items(job: c.Job) -> int:
+    """A job's weight against the batch's item bound: a CreateTransfers call counts its items."""
     return len(job.items) if isinstance(job, c.TransferBatch) else 1
+
+
+def _size(entry: object) -> int:
+    return job_items(entry[0])  # type: ignore[index]

@@ -59,6 +59,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         default=float(env("LEDGER_GIL_SWITCH_INTERVAL_MS", "0.5")),
                         help="sys.setswitchinterval of each server process (CPython's default is 5 ms; "
                              "shorter lets the writer back in sooner after each database round trip)")
+    parser.add_argument("--writer", choices=("process", "thread"), default=env("LEDGER_WRITER", "process"),
+                        help="where the group-commit writer runs (env LEDGER_WRITER): a child process with its own "
+                             "interpreter lock (default), or a thread of the server process")
     parser.add_argument("--log-level", default=env("LEDGER_LOG_LEVEL", "INFO"))
     in_process = env("LEDGER_WEBHOOKS_IN_PROCESS")
     parser.add_argument("--webhooks-in-process", action=argparse.BooleanOptionalAction,
@@ -109,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_limit_burst=args.rate_limit_burst, rate_limit_fail_open=not args.rate_limit_fail_closed,
         events=EventsConfig(webhooks=webhooks_config.from_env() if dispatch_here else None),
         gil_switch_interval_s=args.gil_switch_interval_ms / 1000,
+        writer_process=args.writer == "process",
     )
     if args.processes > 1:
         try:

@@ -24,11 +24,12 @@ from ledger_server.access.tenancy import TenantGuard
 from ledger_server.events.component import SERVICE_NAME as EVENTS_SERVICE_NAME
 from ledger_server.events.component import EventsComponent, EventsConfig
 from ledger_server.expiry import HoldExpirer
-from ledger_server.group_commit import GroupCommitter
+from ledger_server.group_commit import Committer, GroupCommitter
 from ledger_server.metrics import Metrics
 from ledger_server.posting import PostingEngine
 from ledger_server.reads import Reads
 from ledger_server.service import LedgerService
+from ledger_server.writer_process import WriterProcessCommitter
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = ledger_pb2.DESCRIPTOR.services_by_name["Ledger"].full_name
@@ -57,6 +58,9 @@ class ServerConfig:
     # The writer waits for it after every database round trip; 0.5 ms lowered the open-loop p99 at
     # 500/s from 90-108 to 40-62 ms (benchmarks/README.md). Process-wide: set when the server starts.
     gil_switch_interval_s: float = 0.0005
+    # The group-commit writer in a child process with its own interpreter lock (writer_process.py);
+    # False: a thread of this process, as before (benchmarks/README.md has both measured).
+    writer_process: bool = True
     events: EventsConfig = field(default_factory=EventsConfig)  # WatchEvents, webhooks
 
     def __post_init__(self) -> None:
@@ -76,7 +80,10 @@ class LedgerServer:
         self.metrics.pool_in_use.set_function(
             lambda: float(pool.get_stats().get("pool_size", 0) - pool.get_stats().get("pool_available", 0))
         )
-        self._committer = GroupCommitter(PostingEngine(config.database_url, self.metrics), self.metrics)
+        self._committer: Committer = (
+            WriterProcessCommitter(config.database_url, self.metrics) if config.writer_process
+            else GroupCommitter(PostingEngine(config.database_url, self.metrics), self.metrics)
+        )
         self._expirer = HoldExpirer(self._pool, self._committer, self.metrics, config.hold_expiry_interval_s)
         self.callers = CallerDirectory(self._pool)
         limiter = RateLimiter(config.redis_url, config.rate_limit_per_s, config.rate_limit_burst,

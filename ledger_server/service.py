@@ -26,7 +26,7 @@ from ledger_server.access.tenancy import TenantGuard
 from ledger_server.chain_service import CHAIN_RPCS, ChainRpcs
 from ledger_server.commands import attribute
 from ledger_server.errors import LedgerError, invalid
-from ledger_server.group_commit import GroupCommitter
+from ledger_server.group_commit import Committer
 from ledger_server.metrics import Metrics
 from ledger_server.posting import Outcome
 from ledger_server.reads import Reads
@@ -47,7 +47,7 @@ def _referenced_transfers(item: c.TransferCommand) -> tuple[uuid.UUID, ...]:
 
 class LedgerService(ChainRpcs, AdminService, ledger_pb2_grpc.LedgerServicer):
     def __init__(
-        self, committer: GroupCommitter, reads: Reads, metrics: Metrics, commit_timeout_s: float,
+        self, committer: Committer, reads: Reads, metrics: Metrics, commit_timeout_s: float,
         tenants: TenantGuard, callers: CallerDirectory, database_url: str, pool: ConnectionPool[Any],
     ) -> None:
         self.pool = pool

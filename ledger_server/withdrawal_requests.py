@@ -25,7 +25,7 @@ from ledger_server import queries, wire
 from ledger_server.chain_registry import commit_once, stored_outcome
 from ledger_server.chain_validation import CreateWithdrawal
 from ledger_server.errors import LedgerError, idempotency_key_reused, not_found, rejected
-from ledger_server.group_commit import GroupCommitter
+from ledger_server.group_commit import Committer
 from ledger_server.ids import new_uuid7
 from ledger_server.posting import Outcome
 
@@ -54,7 +54,7 @@ def withdrawal_message(row: tuple[Any, ...]) -> chain_pb2.Withdrawal:
 
 
 class WithdrawalRequests:
-    def __init__(self, pool: ConnectionPool[Any], committer: GroupCommitter) -> None:
+    def __init__(self, pool: ConnectionPool[Any], committer: Committer) -> None:
         self._pool = pool
         self._committer = committer
 

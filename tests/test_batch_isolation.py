@@ -16,11 +16,15 @@ from typing import Any
 
 import grpc
 import psycopg
+import pytest
 
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
 from ledger_server.server import LedgerServer
 from tests.ledger_api import error_reason, new_account, new_asset, rid, transfer
+
+# Both writers: in its own process (as deployed) and in a thread of the server (ServerConfig.writer_process).
+pytestmark = pytest.mark.parametrize("ledger_server", ["process", "thread"], indirect=True, scope="module")
 
 ROUNDS_MAX = 6
 RACE_DEBITS = 15  # debits of 10 against a wallet holding 100: exactly 10 fit

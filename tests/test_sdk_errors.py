@@ -26,6 +26,7 @@ def test_every_documented_reason_has_exactly_one_class() -> None:
         ("PENDING_EXPIRED", errors.Rejected),
         ("OVERLOADED", errors.Transient),
         ("TIMEOUT", errors.Transient),
+        ("WRITER_RESTARTED", errors.Transient),
         ("ACCOUNT_NOT_FOUND", errors.NotFound),
         ("ACCOUNT_NOT_FOUND", errors.Rejected),
     ],

@@ -436,6 +436,13 @@ class Timeout(Transient):
     REASON = "TIMEOUT"
 
 
+class WriterRestarted(Transient):
+    """The server's writer process died holding the request; it may have committed, and the retry
+    with the same request id returns that outcome if it did."""
+
+    REASON = "WRITER_RESTARTED"
+
+
 class RateLimited(Transient):
     """RESOURCE_EXHAUSTED with a RetryInfo delay: the SDK waited that long and retried."""
 

@@ -54,6 +54,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SHUTTING_DOWN: _ClassVar[ErrorReason]
     TIMEOUT: _ClassVar[ErrorReason]
     INTERNAL: _ClassVar[ErrorReason]
+    WRITER_RESTARTED: _ClassVar[ErrorReason]
     MISSING_CREDENTIALS: _ClassVar[ErrorReason]
     INVALID_CREDENTIALS: _ClassVar[ErrorReason]
     MISSING_SCOPE: _ClassVar[ErrorReason]
@@ -148,6 +149,7 @@ OVERLOADED: ErrorReason
 SHUTTING_DOWN: ErrorReason
 TIMEOUT: ErrorReason
 INTERNAL: ErrorReason
+WRITER_RESTARTED: ErrorReason
 MISSING_CREDENTIALS: ErrorReason
 INVALID_CREDENTIALS: ErrorReason
 MISSING_SCOPE: ErrorReason

@@ -1,0 +1,144 @@
+"""The group-commit writer in its own process: killed under load, stopped with work queued, and
+orphaned by a killed server. Whatever happens to it, nothing acknowledged is lost and nothing is
+written twice (clients retry with the same request id, as the SDK does)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import grpc
+import psutil
+import psycopg
+
+from ledger.v1 import ledger_pb2 as pb
+from ledger.v1 import ledger_pb2_grpc
+from ledger_server.access.callers import provision_admin_key
+from ledger_server.server import LedgerServer, ServerConfig
+from ledger_server.writer_process import WriterProcessCommitter
+from tests.conftest import ADMIN_KEY, ServerProcess, open_channel
+from tests.invariants import assert_ledger_consistent, transfers_by_request_id
+from tests.ledger_api import error_reason, new_account, new_asset, rid, transfer
+
+SENDERS = 8
+ATTEMPTS_MAX = 100  # per request: retries with the same id while the writer is replaced
+
+
+def _writer(server: LedgerServer) -> WriterProcessCommitter:
+    committer = server._committer
+    assert isinstance(committer, WriterProcessCommitter)
+    return committer
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_killed_writer_is_replaced_and_nothing_is_lost_or_doubled(new_database: Callable[[], str]) -> None:
+    url = new_database()
+    provision_admin_key(url, ADMIN_KEY)
+    server = LedgerServer(ServerConfig(listen="127.0.0.1:0", database_url=url)).start()
+    try:
+        with open_channel(server.target) as channel:
+            stub = ledger_pb2_grpc.LedgerStub(channel)
+            asset = new_asset(stub)
+            bank, shop = new_account(stub, asset), new_account(stub, asset, no_overdraft=True)
+            stop = threading.Event()
+            acknowledged: list[str] = []
+            refusals: list[str] = []
+
+            def send(sender: int) -> None:
+                while not stop.is_set():
+                    request_id = rid(f"sender-{sender}")
+                    request = pb.CreateTransferRequest(
+                        request_id=request_id, debit_account_id=bank.id, credit_account_id=shop.id,
+                        amount="1", asset=asset)
+                    for _ in range(ATTEMPTS_MAX):
+                        try:
+                            stub.CreateTransfer(request, timeout=10)
+                            acknowledged.append(request_id)
+                            break
+                        except grpc.RpcError as error:
+                            refusals.append(error_reason(error))
+                            time.sleep(0.05)
+                    else:
+                        raise AssertionError(f"{request_id} never acknowledged")
+
+            senders = [threading.Thread(target=send, args=(i,)) for i in range(SENDERS)]
+            for thread in senders:
+                thread.start()
+            pids = []
+            for _ in range(2):  # kill the writer twice, each time under load
+                time.sleep(0.4)
+                pid = _writer(server).writer_pid
+                assert pid is not None
+                pids.append(pid)
+                os.kill(pid, signal.SIGKILL)
+                _wait_for(lambda: _writer(server).writer_pid not in pids)
+            time.sleep(0.4)
+            stop.set()
+            for thread in senders:
+                thread.join(timeout=60)
+            # The replacement serves: a fresh request commits.
+            transfer(stub, bank.id, shop.id, 1, asset)
+            acknowledged.append("after")
+    finally:
+        server.stop(grace_s=5)
+    assert refusals and set(refusals) == {"WRITER_RESTARTED"}, "jobs held by a killed writer are refused so"
+    stored = transfers_by_request_id(url)
+    assert len(acknowledged) > 100
+    assert all(len(stored.get(r, [])) == 1 for r in acknowledged if r != "after")
+    assert all(len(ids) == 1 for ids in stored.values()), "a request id written twice"
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT credits_posted FROM accounts WHERE id = %s", (shop.id,)).fetchone()
+    assert row is not None and row[0] == len(acknowledged), "every acknowledged transfer exactly once"
+    assert_ledger_consistent(url)
+    batches = server.metrics.registry.get_sample_value("ledger_batch_seconds_count")
+    assert batches is not None and batches > 0, "the writer's metrics reach the server's registry"
+
+
+def test_stop_answers_everything_sent_and_ends_the_writer(new_database: Callable[[], str]) -> None:
+    url = new_database()
+    provision_admin_key(url, ADMIN_KEY)
+    server = LedgerServer(ServerConfig(listen="127.0.0.1:0", database_url=url)).start()
+    writer = psutil.Process(_writer(server).writer_pid)
+    with open_channel(server.target) as channel:
+        stub = ledger_pb2_grpc.LedgerStub(channel)
+        asset = new_asset(stub)
+        bank, shop = new_account(stub, asset), new_account(stub, asset)
+        calls = [
+            (request_id, stub.CreateTransfer.future(pb.CreateTransferRequest(
+                request_id=request_id, debit_account_id=bank.id, credit_account_id=shop.id, amount="1",
+                asset=asset), timeout=30))
+            for request_id in (rid("drain") for _ in range(300))
+        ]
+        server.stop(grace_s=10)
+        answered = []
+        for request_id, call in calls:
+            try:
+                call.result()
+                answered.append(request_id)
+            except grpc.RpcError as error:
+                assert error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), error
+    writer.wait(timeout=10)  # raises if the writer outlived its server
+    stored = transfers_by_request_id(url)
+    assert answered and all(len(stored.get(r, [])) == 1 for r in answered)
+    assert_ledger_consistent(url)
+
+
+def test_the_writer_exits_when_its_server_is_killed(database_url: str) -> None:
+    server = ServerProcess(database_url).start()
+    try:
+        assert server.process is not None
+        children = psutil.Process(server.process.pid).children()
+        writers = [p for p in children if "ledger_server.writer_process" in p.cmdline()]
+        assert len(writers) == 1, [p.cmdline() for p in children]
+    finally:
+        server.kill()
+    writers[0].wait(timeout=15)  # end-of-file on its pipe: no orphan keeps a connection open
