@@ -19,6 +19,7 @@ from typing import Any
 
 import psutil
 
+PROCESS_PATH = re.compile(r'^(?:process \d+:"[^"]*";)+')
 THREAD = re.compile(r"^thread \((\d+)\): ?(.*)$")
 GENERIC_FILES = ("(threading.py)", "(concurrent/futures/thread.py)", "(contextlib.py)")
 
@@ -27,6 +28,7 @@ GENERIC_FILES = ("(threading.py)", "(concurrent/futures/thread.py)", "(contextli
 WRITER_CATEGORIES = (
     ("PostgreSQL round trips (psycopg waiting on the socket)",
      ("Connection.wait (", "_communicate_gen", "_fetch_gen")),
+    ("PostgreSQL round trips (pipeline.py: sending, waiting, reading results)", ("(ledger_server/pipeline.py)",)),
     ("psycopg: adapting query parameters", ("PostgresQuery.dump", "PostgresQuery.convert")),
     ("psycopg: other (statements, results, transactions)", ("(psycopg/",)),
     ("request hashing (commands.request_hash)", ("request_hash",)),
@@ -35,9 +37,10 @@ WRITER_CATEGORIES = (
     ("decoding rows (rows.py)", ("(ledger_server/rows.py)",)),
     ("posting engine: building parameters, bookkeeping", ("(ledger_server/posting.py)",)),
     ("group commit queue and futures", ("(ledger_server/group_commit.py)",)),
+    ("the writer process's pipe (jobs in, outcomes out)", ("(multiprocessing/connection.py)", "pickle")),
 )
 HANDLER_CATEGORIES = (
-    ("waiting for the writer (future, condition variable)", ("GroupCommitter.submit", "Condition.wait")),
+    ("waiting for the writer (future, condition variable)", ("Committer.submit", "Condition.wait")),
     ("request validation (validation.py, commands.py)",
      ("(ledger_server/validation.py)", "(ledger_server/commands.py)")),
     ("metrics (prometheus_client)", ("(prometheus_client/",)),
@@ -146,11 +149,9 @@ def parse_collapsed(text: str, profile: Profile) -> dict[int, str]:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = stack.split(";")
-        while frames and frames[0].startswith("process "):  # --subprocesses: the process path first
-            frames = frames[1:]
-        if not frames:
-            continue
+        # --subprocesses: each stack starts with its process path, command lines quoted (they may
+        # hold semicolons)
+        frames = PROCESS_PATH.sub("", stack).split(";")
         head = THREAD.match(frames[0])
         name = ""
         if head:

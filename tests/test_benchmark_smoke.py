@@ -99,3 +99,24 @@ def test_engine_and_handler_measurements_run(pg_admin_url: str, command: list[st
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-4000:]
     assert "µs" in run.stdout
+
+
+def test_profiles_fold_the_writer_process_by_its_thread_name() -> None:
+    """py-spy --subprocesses starts each stack with quoted process command lines, which may hold
+    semicolons (multiprocessing's spawn command does): the writer process's samples still count as
+    the writer's, the handlers' as the handlers'."""
+    from benchmarks.profiling import Profile, parse_collapsed
+
+    server = 'process 10:"python -B -c from multiprocessing.spawn import spawn_main; spawn_main(pipe_handle=8)"'
+    writer = 'process 11:"python -m ledger_server.writer_process --fd 9"'
+    raw = "\n".join([
+        f"{server};thread (100): rpc_3;submit (ledger_server/writer_process.py:90);Condition.wait (threading.py:327) 5",
+        f"{server};{writer};thread (101): group-committer;_serve (ledger_server/writer_process.py:300);"
+        "Pipeline._next_result (ledger_server/pipeline.py:189) 7",
+    ])
+    profile = Profile(seconds=1)
+    names = parse_collapsed(raw, profile)
+    assert names == {100: "rpc_3", 101: "group-committer"}
+    assert profile.by_group == {"rpc handlers": 5, "group-commit writer": 7}
+    assert profile.categories["group-commit writer"] == {
+        "PostgreSQL round trips (pipeline.py: sending, waiting, reading results)": 7}
