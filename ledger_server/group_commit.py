@@ -14,6 +14,7 @@ import queue
 import threading
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
@@ -37,21 +38,28 @@ class Committer(Protocol):
     def stop(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class BatchBounds:
+    """How much one batch may hold, and how many jobs may wait for a writer (past that: shed)."""
+
+    max_jobs: int = 512
+    max_items: int = 16_000  # CreateTransfers items count one each; a call holds at most 8,000
+    queue_limit: int = 10_000
+
+    def __post_init__(self) -> None:
+        assert 1 <= self.max_jobs <= 8192 and self.max_items >= 8000 and self.queue_limit >= self.max_jobs
+
+
+DEFAULT_BOUNDS = BatchBounds()
+
+
 class GroupCommitter:
-    def __init__(
-        self,
-        engine: PostingEngine,
-        metrics: Metrics,
-        max_batch_jobs: int = 512,
-        max_batch_items: int = 16_000,
-        queue_limit: int = 10_000,
-    ) -> None:
-        assert 1 <= max_batch_jobs <= 8192 and max_batch_items >= 8000 and queue_limit >= max_batch_jobs
+    def __init__(self, engine: PostingEngine, metrics: Metrics, bounds: BatchBounds = DEFAULT_BOUNDS) -> None:
         self._engine = engine
         self._metrics = metrics
-        self._max_jobs = max_batch_jobs
-        self._max_items = max_batch_items
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_limit)
+        self._max_jobs = bounds.max_jobs
+        self._max_items = bounds.max_items
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=bounds.queue_limit)
         self._thread = threading.Thread(target=self._run, name="group-committer", daemon=True)
         self._stopping = False
         self._thread.start()
@@ -60,21 +68,14 @@ class GroupCommitter:
         """Queue a job and wait for its outcome. A timeout does not cancel it: it may still commit,
         which is why clients retry with the same request id."""
         if self._stopping:
-            raise transient(grpc.StatusCode.UNAVAILABLE, "SHUTTING_DOWN", "the server is shutting down")
+            raise shutting_down()
         future: Future[Outcome] = Future()
         try:
             self._queue.put_nowait((job, future))
         except queue.Full:
-            raise transient(
-                grpc.StatusCode.RESOURCE_EXHAUSTED, "OVERLOADED", "the commit queue is full; retry later"
-            ) from None
+            raise overloaded() from None
         self._metrics.queue_depth.set(self._queue.qsize())
-        try:
-            return future.result(timeout=timeout_s)
-        except FutureTimeout:
-            raise transient(
-                grpc.StatusCode.DEADLINE_EXCEEDED, "TIMEOUT", "not committed in time; retry with the same request_id"
-            ) from None
+        return wait_for_outcome(future, timeout_s)
 
     def stop(self) -> None:
         """Finish everything queued, then stop the writer thread."""
@@ -111,6 +112,25 @@ class GroupCommitter:
         futures: list[Future[Outcome]] = [entry[1] for entry in batch]  # type: ignore[index]
         for future, outcome in zip(futures, apply_batch(self._engine, jobs), strict=True):
             future.set_result(outcome)
+
+
+def wait_for_outcome(future: Future[Outcome], timeout_s: float) -> Outcome:
+    """A timeout does not cancel the job: it may still commit, which is why clients retry with the
+    same request id."""
+    try:
+        return future.result(timeout=timeout_s)
+    except FutureTimeout:
+        raise transient(
+            grpc.StatusCode.DEADLINE_EXCEEDED, "TIMEOUT", "not committed in time; retry with the same request_id"
+        ) from None
+
+
+def overloaded() -> LedgerError:
+    return transient(grpc.StatusCode.RESOURCE_EXHAUSTED, "OVERLOADED", "the commit queue is full; retry later")
+
+
+def shutting_down() -> LedgerError:
+    return transient(grpc.StatusCode.UNAVAILABLE, "SHUTTING_DOWN", "the server is shutting down")
 
 
 def apply_batch(engine: PostingEngine, jobs: list[c.Job]) -> list[Outcome]:

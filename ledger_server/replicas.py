@@ -1,7 +1,8 @@
 """Several ledger server processes on one host, sharing one gRPC port (`ledger-server --processes N`).
 
-Why: one Python process's interpreter lock serialises its gRPC handlers and its single writer, so
-one process cannot use more than about one core however many are free. N processes are N
+Why: one Python process's interpreter lock serialises its gRPC handlers (its writer runs in a
+process of its own, writer_process.py), so their work cannot use more than about one core however
+many are free. N processes are N
 replicas of the ledger, exactly as if they ran on N hosts: each has its own writer and group
 commit, and the correctness across them is the one replicas already rely on (advisory locks
 per account taken before the batch reads, the write guard, dedupe rows in PostgreSQL). The kernel

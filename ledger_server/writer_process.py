@@ -40,7 +40,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from multiprocessing.connection import Connection
 from typing import cast
 
@@ -49,7 +48,15 @@ import grpc
 from ledger_server import commands as c
 from ledger_server.errors import transient
 from ledger_server.gc_pauses import freeze_startup_heap
-from ledger_server.group_commit import apply_batch, job_items
+from ledger_server.group_commit import (
+    DEFAULT_BOUNDS,
+    BatchBounds,
+    apply_batch,
+    job_items,
+    overloaded,
+    shutting_down,
+    wait_for_outcome,
+)
 from ledger_server.metrics import Metrics
 from ledger_server.posting import Outcome, PostingEngine
 
@@ -64,19 +71,11 @@ MetricUpdate = tuple[str, tuple[tuple[str, str], ...], str, float]
 class WriterProcessCommitter:
     """Drop-in for GroupCommitter (`submit`, `stop`) with the writer in a child process."""
 
-    def __init__(
-        self,
-        database_url: str,
-        metrics: Metrics,
-        max_batch_jobs: int = 512,
-        max_batch_items: int = 16_000,
-        queue_limit: int = 10_000,
-    ) -> None:
-        assert 1 <= max_batch_jobs <= 8192 and max_batch_items >= 8000 and queue_limit >= max_batch_jobs
+    def __init__(self, database_url: str, metrics: Metrics, bounds: BatchBounds = DEFAULT_BOUNDS) -> None:
         self._database_url = database_url
         self._metrics = metrics
-        self._bounds = (max_batch_jobs, max_batch_items)
-        self._queue_limit = queue_limit
+        self._bounds = (bounds.max_jobs, bounds.max_items)
+        self._queue_limit = bounds.queue_limit
         self._keys = itertools.count()
         # Jobs sent and not answered yet, by key; guarded by _send_lock together with the pipe, so a
         # restart fails exactly the jobs the dead writer held.
@@ -97,11 +96,9 @@ class WriterProcessCommitter:
         waiting: Future[Outcome] = Future()
         with self._send_lock:
             if self._stopping:
-                raise transient(grpc.StatusCode.UNAVAILABLE, "SHUTTING_DOWN", "the server is shutting down")
+                raise shutting_down()
             if len(self._waiting) >= self._queue_limit:
-                raise transient(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED, "OVERLOADED", "the commit queue is full; retry later"
-                )
+                raise overloaded()
             if self._pipe is None:
                 raise _writer_lost()
             key = next(self._keys)
@@ -111,12 +108,7 @@ class WriterProcessCommitter:
                 raise _writer_lost() from None
             self._waiting[key] = waiting
             self._metrics.queue_depth.set(len(self._waiting))
-        try:
-            return waiting.result(timeout=timeout_s)
-        except FutureTimeout:
-            raise transient(
-                grpc.StatusCode.DEADLINE_EXCEEDED, "TIMEOUT", "not committed in time; retry with the same request_id"
-            ) from None
+        return wait_for_outcome(waiting, timeout_s)
 
     @property
     def writer_pid(self) -> int | None:
@@ -186,7 +178,10 @@ class WriterProcessCommitter:
             if not message:  # the writer's answer to stop: everything sent was answered
                 return
             outcomes, updates = pickle.loads(message)
-            _replay(self._metrics, updates)
+            try:
+                _replay(self._metrics, updates)
+            except Exception:  # a metric is not worth a lost answer
+                log.exception("the writer's metrics could not be recorded")
             with self._send_lock:
                 resolved = [(self._waiting.pop(key), outcome) for key, outcome in outcomes]
                 self._metrics.queue_depth.set(len(self._waiting))
