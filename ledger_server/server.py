@@ -55,8 +55,9 @@ class ServerConfig:
     rate_limit_fail_open: bool = True
     reuse_port: bool = False  # several processes share the port (replicas.py); else a taken port fails
     # How long a Python thread may hold the interpreter lock while another waits (CPython: 5 ms).
-    # The writer waits for it after every database round trip; 0.5 ms lowered the open-loop p99 at
-    # 500/s from 90-108 to 40-62 ms (benchmarks/README.md). Process-wide: set when the server starts.
+    # A writer thread (writer_process=False) waits for it after every database round trip; 0.5 ms
+    # lowered the open-loop p99 at 500/s from 90-108 to 40-62 ms then (benchmarks/README.md); the
+    # thread reading the writer process's answers waits for it once per batch. Process-wide.
     gil_switch_interval_s: float = 0.0005
     # The group-commit writer in a child process with its own interpreter lock (writer_process.py);
     # False: a thread of this process, as before (benchmarks/README.md has both measured).
