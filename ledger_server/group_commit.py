@@ -65,8 +65,7 @@ class GroupCommitter:
         self._thread.start()
 
     def submit(self, job: c.Job, timeout_s: float) -> Outcome:
-        """Queue a job and wait for its outcome. A timeout does not cancel it: it may still commit,
-        which is why clients retry with the same request id."""
+        """Queue a job and wait for its outcome (a timeout: see wait_for_outcome)."""
         if self._stopping:
             raise shutting_down()
         future: Future[Outcome] = Future()

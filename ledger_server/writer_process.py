@@ -90,8 +90,7 @@ class WriterProcessCommitter:
         self._reader.start()
 
     def submit(self, job: c.Job, timeout_s: float) -> Outcome:
-        """Queue a job and wait for its outcome. A timeout does not cancel it: it may still commit,
-        which is why clients retry with the same request id."""
+        """Send a job to the writer and wait for its outcome (a timeout: see wait_for_outcome)."""
         message = pickle.dumps(job, pickle.HIGHEST_PROTOCOL)  # outside the lock: the costly part
         waiting: Future[Outcome] = Future()
         with self._send_lock:
@@ -111,7 +110,7 @@ class WriterProcessCommitter:
         return wait_for_outcome(waiting, timeout_s)
 
     @property
-    def writer_pid(self) -> int | None:
+    def writer_pid(self) -> int:
         """The writer process now serving (operations, tests)."""
         return self._process.pid
 

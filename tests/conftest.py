@@ -141,16 +141,19 @@ def database_url(new_database: Callable[[], str]) -> str:
     return new_database()
 
 
+def start_ledger_server(database_url: str, **options: Any) -> LedgerServer:
+    """An in-process server on a free port whose admin key is ADMIN_KEY; `options`: ServerConfig's."""
+    provision_admin_key(database_url, ADMIN_KEY)
+    return LedgerServer(ServerConfig(listen="127.0.0.1:0", database_url=database_url, **options)).start()
+
+
 @pytest.fixture(scope="module")
 def ledger_server(request: pytest.FixtureRequest, database_url: str) -> Iterator[LedgerServer]:
     """The server as deployed (its writer in a child process); a module parametrizes it indirectly
     with "thread" to run the same tests against the in-thread writer too."""
-    provision_admin_key(database_url, ADMIN_KEY)
     writer = getattr(request, "param", "process")
     assert writer in ("process", "thread"), writer
-    server = LedgerServer(ServerConfig(
-        listen="127.0.0.1:0", database_url=database_url, hold_expiry_interval_s=0.2, writer_process=writer == "process",
-    )).start()
+    server = start_ledger_server(database_url, hold_expiry_interval_s=0.2, writer_process=writer == "process")
     yield server
     server.stop(grace_s=5)
 

@@ -17,8 +17,7 @@ from benchmarks.services import free_port_block
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
 from ledger_client import ChannelSettings, LedgerClient
-from ledger_server.access.callers import provision_admin_key
-from ledger_server.server import LedgerServer, ServerConfig
+from ledger_server.server import LedgerServer
 from tests.conftest import (
     ADMIN_KEY,
     RUN_SUMMARY,
@@ -26,6 +25,7 @@ from tests.conftest import (
     free_port,
     kill_one_process_and_expect_the_unit_to_stop,
     open_channel,
+    start_ledger_server,
 )
 from tests.invariants import assert_ledger_consistent, transfers_by_request_id
 from tests.ledger_api import new_account, new_asset, rid
@@ -35,8 +35,7 @@ RETRYABLE = {grpc.StatusCode.ABORTED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCo
 
 @pytest.fixture
 def replicas(database_url: str) -> Iterator[list[LedgerServer]]:
-    provision_admin_key(database_url, ADMIN_KEY)
-    servers = [LedgerServer(ServerConfig(listen="127.0.0.1:0", database_url=database_url)).start() for _ in range(2)]
+    servers = [start_ledger_server(database_url) for _ in range(2)]
     yield servers
     for server in servers:
         server.stop(grace_s=2)

@@ -10,9 +10,7 @@ from collections.abc import Callable
 import psycopg
 
 from ledger.v1 import ledger_pb2_grpc
-from ledger_server.access.callers import provision_admin_key
-from ledger_server.server import LedgerServer, ServerConfig
-from tests.conftest import ADMIN_KEY, open_channel
+from tests.conftest import open_channel, start_ledger_server
 from tests.ledger_api import new_account, new_asset, transfer
 
 
@@ -24,8 +22,7 @@ def run_verify(database_url: str) -> tuple[int, dict[str, object]]:
 
 def test_verify_catches_a_corrupted_counter(new_database: Callable[[], str]) -> None:
     database_url = new_database()
-    provision_admin_key(database_url, ADMIN_KEY)
-    server = LedgerServer(ServerConfig(listen="127.0.0.1:0", database_url=database_url)).start()
+    server = start_ledger_server(database_url)
     try:
         with open_channel(server.target) as channel:
             stub = ledger_pb2_grpc.LedgerStub(channel)

@@ -16,10 +16,9 @@ import psycopg
 
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
-from ledger_server.access.callers import provision_admin_key
-from ledger_server.server import LedgerServer, ServerConfig
+from ledger_server.server import LedgerServer
 from ledger_server.writer_process import WriterProcessCommitter
-from tests.conftest import ADMIN_KEY, ServerProcess, open_channel
+from tests.conftest import ServerProcess, open_channel, start_ledger_server
 from tests.invariants import assert_ledger_consistent, transfers_by_request_id
 from tests.ledger_api import error_reason, new_account, new_asset, rid, transfer
 
@@ -42,8 +41,7 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
 
 def test_a_killed_writer_is_replaced_and_nothing_is_lost_or_doubled(new_database: Callable[[], str]) -> None:
     url = new_database()
-    provision_admin_key(url, ADMIN_KEY)
-    server = LedgerServer(ServerConfig(listen="127.0.0.1:0", database_url=url)).start()
+    server = start_ledger_server(url)
     try:
         with open_channel(server.target) as channel:
             stub = ledger_pb2_grpc.LedgerStub(channel)
@@ -105,8 +103,7 @@ def test_a_killed_writer_is_replaced_and_nothing_is_lost_or_doubled(new_database
 
 def test_stop_answers_everything_sent_and_ends_the_writer(new_database: Callable[[], str]) -> None:
     url = new_database()
-    provision_admin_key(url, ADMIN_KEY)
-    server = LedgerServer(ServerConfig(listen="127.0.0.1:0", database_url=url)).start()
+    server = start_ledger_server(url)
     writer = psutil.Process(_writer(server).writer_pid)
     with open_channel(server.target) as channel:
         stub = ledger_pb2_grpc.LedgerStub(channel)
