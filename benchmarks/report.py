@@ -69,7 +69,9 @@ def markdown(result: dict[str, Any], plots: bool = True) -> str:
     ]))
     out.append(_peak_table(result))
     out.append("## Every phase\n")
-    out.append("Closed loop unless marked open. Latency: client-side, per call, in ms. CPU: seconds used "
+    out.append("Closed loop unless marked open. Latency: client-side, per call, in ms; `in handler`: the "
+               "server's own measure of the same calls, from its interceptor to its response (mean, and "
+               "the share over 10 ms), so the rest is the RPC layers and waiting for a CPU. CPU: seconds used "
                "during the measured window by the ledger (or echo) server, the PostgreSQL processes "
                "(the benchmark's backends plus background writers), the load generator, and the rest "
                "of the machine (other users' work: noise); `avail` is cores x wall seconds.\n")
@@ -82,7 +84,7 @@ def markdown(result: dict[str, Any], plots: bool = True) -> str:
             p["name"], p["target"], _num(p["calls_per_s"]), _num(p["transfers_per_s"]),
             _num(lat["p50"], 2), _num(lat["p99"], 2), _num(lat["p999"], 2), _num(errors),
             _num(sm.get("jobs_per_batch"), 1) if sm else "-", _num(sm.get("writer_busy"), 2) if sm else "-",
-            *_cpu_cells(p["cpu"]), _num(p.get("server_cpu_us_per_transfer"), 0),
+            _handler_cell(sm), *_cpu_cells(p["cpu"]), _num(p.get("server_cpu_us_per_transfer"), 0),
             _num(p.get("postgres_cpu_us_per_transfer"), 0),
         ])
     pb = result.get("pgbench")
@@ -90,7 +92,7 @@ def markdown(result: dict[str, Any], plots: bool = True) -> str:
         rows.append([
             f"pgbench TPC-B -c {pb['clients']} (scale {pb['scale']})", "postgres",
             _num(pb["tps"]), _num(pb["tps"]),
-            "-", "-", "-", "0", "-", "-", "-", _num(pb["cpu"].get("postgres_s"), 1),
+            "-", "-", "-", "0", "-", "-", "-", "-", _num(pb["cpu"].get("postgres_s"), 1),
             _num(pb["cpu"]["load_generator_s"], 1),
             *_cpu_cells(pb["cpu"])[3:], "-",
             _num(1e6 * pb["cpu"]["postgres_s"] / (pb["tps"] * pb["seconds"]), 0)
@@ -98,12 +100,20 @@ def markdown(result: dict[str, Any], plots: bool = True) -> str:
         ])
     out.append(_table(
         ["phase", "target", "calls/s", "transfers/s", "p50", "p99", "p99.9", "errors", "jobs/batch",
-         "writer busy", "CPU server", "CPU pg", "CPU loadgen", "CPU other", "avail", "server µs/transfer",
-         "pg µs/transfer"], rows))
+         "writer busy", "in handler ms (> 10 ms)", "CPU server", "CPU pg", "CPU loadgen", "CPU other", "avail",
+         "server µs/transfer", "pg µs/transfer"], rows))
     if plots:
         out.append("## Plots\n\n![throughput](throughput.png)\n\n![latency](latency.png)\n")
     out.append(_profile_section(result.get("profiles") or {}))
     return "\n".join(out)
+
+
+def _handler_cell(sm: dict[str, Any]) -> str:
+    """Mean time a call spent inside the ledger's handler, and the share held there over 10 ms: the
+    rest of the client's latency is the RPC layers and waiting for a CPU on either side."""
+    if "handler_ms_mean" not in sm:
+        return "-"
+    return f"{sm['handler_ms_mean']:.2f} ({100 * sm['handler_over_10ms']:.1f}%)"
 
 
 def _peak_table(result: dict[str, Any]) -> str:

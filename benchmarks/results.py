@@ -59,10 +59,12 @@ def phase_figures(report: WorkerReport, duration_s: float) -> dict[str, Any]:
 def server_metrics_delta(
     before: dict[str, float], after: dict[str, float], wall_s: float
 ) -> dict[str, float]:
-    """Batches formed, their mean size, how busy the writer was, retries and splits in a window."""
+    """Batches formed, their mean size, how busy the writer was, retries and splits, and the calls'
+    time inside the handlers, in a window."""
     batches = after["batches"] - before["batches"]
     jobs = after["batch_jobs_sum"] - before["batch_jobs_sum"]
     busy = after["batch_seconds_sum"] - before["batch_seconds_sum"]
+    rpcs = after["rpcs"] - before["rpcs"]
     return {
         "batches": batches,
         "jobs_per_batch": round(jobs / batches, 2) if batches else 0.0,
@@ -73,6 +75,14 @@ def server_metrics_delta(
         ) if batches else 0.0,
         "retries": after["retries"] - before["retries"],
         "splits": after["splits"] - before["splits"],
+        # Inside the handlers (interceptors to response): what the client's latency is made of
+        # beyond the RPC layers and the load generator's own scheduling on both sides.
+        "handler_ms_mean": round(1000 * (after["rpc_seconds_sum"] - before["rpc_seconds_sum"]) / rpcs, 3)
+        if rpcs else 0.0,
+        "handler_over_5ms": round(1 - (after["rpcs_within_5ms"] - before["rpcs_within_5ms"]) / rpcs, 4)
+        if rpcs else 0.0,
+        "handler_over_10ms": round(1 - (after["rpcs_within_10ms"] - before["rpcs_within_10ms"]) / rpcs, 4)
+        if rpcs else 0.0,
     }
 
 
