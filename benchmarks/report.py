@@ -70,8 +70,9 @@ def markdown(result: dict[str, Any], plots: bool = True) -> str:
     out.append(_peak_table(result))
     out.append("## Every phase\n")
     out.append("Closed loop unless marked open. Latency: client-side, per call, in ms; `in handler`: the "
-               "server's own measure of the same calls, from its interceptor to its response (mean, and "
-               "the share over 10 ms), so the rest is the RPC layers and waiting for a CPU. CPU: seconds used "
+               "server's own measure of the same calls, from the handler's entry (after authentication and rate "
+               "limiting) to its response (mean, and the share over 10 ms); the rest is the RPC layers, the "
+               "access checks and waiting for a CPU. CPU: seconds used "
                "during the measured window by the ledger (or echo) server, the PostgreSQL processes "
                "(the benchmark's backends plus background writers), the load generator, and the rest "
                "of the machine (other users' work: noise); `avail` is cores x wall seconds.\n")
@@ -109,8 +110,9 @@ def markdown(result: dict[str, Any], plots: bool = True) -> str:
 
 
 def _handler_cell(sm: dict[str, Any]) -> str:
-    """Mean time a call spent inside the ledger's handler, and the share held there over 10 ms: the
-    rest of the client's latency is the RPC layers and waiting for a CPU on either side."""
+    """Mean time a call spent inside the ledger's handler (validation, the writer, the response), and
+    the share held there over 10 ms: the rest of the client's latency is the RPC layers, the access
+    checks and waiting for a CPU on either side."""
     if "handler_ms_mean" not in sm:
         return "-"
     return f"{sm['handler_ms_mean']:.2f} ({100 * sm['handler_over_10ms']:.1f}%)"

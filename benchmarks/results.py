@@ -75,8 +75,8 @@ def server_metrics_delta(
         ) if batches else 0.0,
         "retries": after["retries"] - before["retries"],
         "splits": after["splits"] - before["splits"],
-        # Inside the handlers (interceptors to response): what the client's latency is made of
-        # beyond the RPC layers and the load generator's own scheduling on both sides.
+        # Inside the handlers (ledger_server/rpc_handler.py's timer: validation, the writer, the
+        # response): the part of the client's latency that is the ledger's own work and queue.
         "handler_ms_mean": round(1000 * (after["rpc_seconds_sum"] - before["rpc_seconds_sum"]) / rpcs, 3)
         if rpcs else 0.0,
         "handler_over_5ms": round(1 - (after["rpcs_within_5ms"] - before["rpcs_within_5ms"]) / rpcs, 4)
