@@ -79,8 +79,6 @@ def server_metrics_delta(
         # response): the part of the client's latency that is the ledger's own work and queue.
         "handler_ms_mean": round(1000 * (after["rpc_seconds_sum"] - before["rpc_seconds_sum"]) / rpcs, 3)
         if rpcs else 0.0,
-        "handler_over_5ms": round(1 - (after["rpcs_within_5ms"] - before["rpcs_within_5ms"]) / rpcs, 4)
-        if rpcs else 0.0,
         "handler_over_10ms": round(1 - (after["rpcs_within_10ms"] - before["rpcs_within_10ms"]) / rpcs, 4)
         if rpcs else 0.0,
     }

@@ -204,7 +204,7 @@ def scrape(metrics_ports: list[int]) -> dict[str, float]:
         "ledger_lock_wait_seconds_sum": "lock_wait_seconds_sum",
     }
     values: dict[str, float] = {v: 0.0 for v in wanted.values()}
-    values.update(retries=0.0, rpc_seconds_sum=0.0, rpcs=0.0, rpcs_within_5ms=0.0, rpcs_within_10ms=0.0)
+    values.update(retries=0.0, rpc_seconds_sum=0.0, rpcs=0.0, rpcs_within_10ms=0.0)
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name in wanted:
@@ -215,6 +215,6 @@ def scrape(metrics_ports: list[int]) -> dict[str, float]:
                 values["rpc_seconds_sum"] += sample.value
             elif sample.name == "ledger_rpc_seconds_count":
                 values["rpcs"] += sample.value
-            elif sample.name == "ledger_rpc_seconds_bucket" and sample.labels.get("le") in ("0.005", "0.01"):
-                values["rpcs_within_5ms" if sample.labels["le"] == "0.005" else "rpcs_within_10ms"] += sample.value
+            elif sample.name == "ledger_rpc_seconds_bucket" and sample.labels.get("le") == "0.01":
+                values["rpcs_within_10ms"] += sample.value
     return values

@@ -2,12 +2,12 @@
 
 Why: one Python process's interpreter lock serialises its gRPC handlers (its writer runs in a
 process of its own, writer_process.py), so their work cannot use more than about one core however
-many are free. N processes are N
-replicas of the ledger, exactly as if they ran on N hosts: each has its own writer and group
-commit, and the correctness across them is the one replicas already rely on (advisory locks
-per account taken before the batch reads, the write guard, dedupe rows in PostgreSQL). The kernel
-spreads incoming connections over the processes (SO_REUSEPORT), so a client needs several
-connections (or a balancer in front) to reach all of them. Supervision: process_supervisor.py.
+many are free. N processes are N replicas of the ledger, exactly as if they ran on N hosts: each
+has its own writer and group commit, and the correctness across them is the one replicas already
+rely on (advisory locks per account taken before the batch reads, the write guard, dedupe rows in
+PostgreSQL). The kernel spreads incoming connections over the processes (SO_REUSEPORT), so a client
+needs several connections (or a balancer in front) to reach all of them. Supervision:
+process_supervisor.py.
 """
 
 from __future__ import annotations
