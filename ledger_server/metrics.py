@@ -31,6 +31,14 @@ class Metrics:
             "ledger_batch_retries_total", "Batch transactions rolled back and retried, by cause", ["cause"],
             registry=r,
         )
+        self.batch_path = Counter(
+            "ledger_batch_path_total", "Committed batches by path: warm (accounts from the writer's memory, one "
+            "round trip) or read", ["path"], registry=r,
+        )
+        self.warm_fallbacks = Counter(
+            "ledger_warm_fallbacks_total", "Warm batches rolled back because a remembered row was not current "
+            "(or a request id was already stored), then run on the read path", registry=r,
+        )
         self.batch_splits = Counter(
             "ledger_batch_splits_total", "Batches split after repeated failures", registry=r
         )

@@ -9,6 +9,12 @@ One transaction per batch (a single request is a batch of one):
   5. write transfers, entries, holds, one update per account, the request outcomes and the outbox
      events in one statement, in a SERIALIZABLE transaction; COMMIT, then release the locks (BEGIN,
      the write, COMMIT and the unlock in one pipeline).
+The warm path: a batch of plain transfers (CreateTransfer, or CreateTransfers of them) between
+accounts this writer has committed before skips steps 1-3. It takes the accounts from the writer's
+memory (account_cache.py), sends BEGIN and the locks at once (PostgreSQL takes them while the batch
+is applied), and the write's guard checks that every remembered row is still current: one round trip
+instead of two. Anything unexpected (a row another writer moved, a request id already stored) fails
+the write, the engine forgets those accounts and runs the batch again on the read path.
 Steps 1-3 are READ COMMITTED statements in one pipeline, outside the write transaction: the locks,
 held from before the first read until after the commit, are what makes those reads current, and
 the write statement's guard (ledger_write_guard) proves it, failing the batch if any account or
@@ -21,6 +27,7 @@ lost replays); a batch that keeps failing is split so one bad job cannot starve 
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import logging
@@ -38,6 +45,7 @@ from psycopg import errors as pg_errors
 from ledger.v1 import ledger_pb2
 from ledger_server import commands as c
 from ledger_server import queries, rows, wire
+from ledger_server.account_cache import AccountCache
 from ledger_server.errors import LedgerError, idempotency_key_reused, transient
 from ledger_server.ids import account_lock_key, new_uuid7, uuid_text
 from ledger_server.metrics import Metrics
@@ -59,6 +67,10 @@ BACKOFF_BASE_S = 0.002
 BACKOFF_MAX_S = 0.5
 CONNECTION_RETRY_WINDOW_S = 15.0
 SLOW_BATCH_S = 0.1  # a batch slower than this is logged with where its time went (at most once a second)
+# A warm batch's timestamp is this process's clock plus the database clock's offset, measured by the
+# last read-path batch; one batch at least this often takes the read path to measure it again.
+CLOCK_REFRESH_S = 1.0
+_TICK = dt.timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,12 @@ class PostingEngine:
         # Assets never change once created: their scales are cached after a commit that read or
         # created them, so a batch does not load them again.
         self._assets: dict[str, int] = {}
+        # Account rows as of this writer's commits: the warm path (module docstring).
+        self._accounts = AccountCache()
+        self._clock_offset: dt.timedelta | None = None  # database clock - this process's clock
+        self._clock_read_at = 0.0  # time.monotonic() of that measure
+        self._last_now = dt.datetime.min.replace(tzinfo=dt.UTC)
+        self._attempt_was_warm = False
 
     def close(self) -> None:
         if self._conn is not None:
@@ -124,6 +142,11 @@ class PostingEngine:
                 return self._run_once(jobs)
             except RetryableBatchError as error:
                 self._metrics.batch_retries.labels(cause=str(error)).inc()
+                if self._attempt_was_warm:
+                    # A remembered row was not current (or a request id was stored already): the
+                    # accounts are forgotten, so the next attempt reads them, at once.
+                    self._metrics.warm_fallbacks.inc()
+                    continue
                 attempt += 1
                 _sleep_backoff(attempt)
             except psycopg.OperationalError as error:
@@ -178,11 +201,13 @@ class PostingEngine:
         benchmarks/README.md, "Fixes made")."""
         conn = self._connection()
         started = time.perf_counter()
+        self._attempt_was_warm = False
         try:
             try:
-                outcomes, assets = self._apply(conn, jobs)
+                outcomes, state = self._apply(conn, jobs)
             except BaseException:
                 _abandon(conn)
+                self._accounts.forget(_accounts_named(jobs))
                 raise
         except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as error:
             cause = "stale_read" if "stale write" in str(error) else "serialization"
@@ -191,36 +216,51 @@ class PostingEngine:
             raise RetryableBatchError("concurrent_duplicate") from error
         except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled) as error:
             raise RetryableBatchError("timeout") from error
-        self._assets.update(assets)  # committed: safe to remember
+        self._assets.update(state.assets)  # committed: safe to remember
+        self._accounts.remember(state.accounts.values())
+        self._metrics.batch_path.labels(path="warm" if self._attempt_was_warm else "read").inc()
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         self._metrics.batch_jobs.observe(len(jobs))
         return outcomes
 
     # -- one transaction --------------------------------------------------------------------------
 
-    def _apply(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> tuple[list[Outcome], dict[str, int]]:
-        """Every job's outcome, and the asset scales the batch knows (to cache once it commits).
+    def _apply(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> tuple[list[Outcome], BatchState]:
+        """Every job's outcome, and the batch's state (its assets and accounts are remembered once
+        it commits).
 
         Two round trips: the reads, then BEGIN, the write, COMMIT and the unlock. A batch with side
         effects (jobs that write while they are applied) opens its transaction at the end of the
-        reads' round trip instead."""
+        reads' round trip instead. A warm batch has one: BEGIN and its locks are sent before it is
+        applied, the write, COMMIT and the unlock after."""
         assert self._pipeline is not None
         begin_first = any(isinstance(job, c.SideEffect) for job in jobs)
         started = time.perf_counter()
-        state, loaded_versions = self._read(self._pipeline, jobs, begin_first)
+        warm = None if begin_first else self._warm_state(jobs)
+        if warm is None:
+            state, loaded_versions = self._read(self._pipeline, jobs, begin_first)
+        else:
+            state, keys = warm
+            loaded_versions = {a.id: a.version for a in state.accounts.values()}
+            self._attempt_was_warm = True
+            # The transaction's snapshot is taken by this first statement, before the locks are
+            # granted: a row another writer commits while this one waits fails the write (a
+            # serialization failure) instead of being overwritten.
+            self._pipeline.send([(S["begin_batch"], {}), (S["lock_accounts"], {"keys": _array_literal(keys)})])
         read = time.perf_counter()
         # Rows of a large batch go to PostgreSQL in parts while the rest is applied. Not with side
         # effects (their statements run while applying) nor new assets or accounts (rows after them
         # refer to them, and they are inserted first, by the last part).
         streamed = not begin_first and not any(isinstance(job, c.CreateAsset | c.CreateAccount) for job in jobs)
         rows = _RowStream(state, self._pipeline, streamed)
+        rows.begun = warm is not None
         try:
             results = []
             for job in jobs:
                 results.append(_apply_job(state, job, conn, rows.between_jobs))
                 rows.between_jobs()
             calls: list[Call] = [] if begin_first or rows.begun else [(S["begin_batch"], {})]
-            calls += _write(state, loaded_versions, rows.sent)
+            calls += _write(state, loaded_versions, rows.sent, check_unchanged=warm is not None)
             calls += [(S["commit"], {}), (S["unlock_all"], {})]
         except BaseException:
             self._pipeline.discard()
@@ -228,7 +268,34 @@ class PostingEngine:
         applied = time.perf_counter()
         self._pipeline.run(calls)
         self._log_if_slow(len(jobs), started, read, applied, time.perf_counter())
-        return results, state.assets
+        return results, state
+
+    def _warm_state(self, jobs: Sequence[c.Job]) -> tuple[BatchState, list[int]] | None:
+        """The batch's state from the writer's memory, and its lock keys; None unless every job is a
+        plain transfer (or a batch of them) between remembered accounts of a known asset."""
+        if self._clock_offset is None or time.monotonic() - self._clock_read_at > CLOCK_REFRESH_S:
+            return None
+        account_ids: set[uuid.UUID] = set()
+        assets: dict[str, int] = {}
+        for cmd in _commands(jobs):
+            if type(cmd) is not c.CreateTransfer:
+                return None
+            scale = self._assets.get(cmd.asset)
+            if scale is None:
+                return None
+            assets[cmd.asset] = scale
+            account_ids.add(cmd.debit_account_id)
+            account_ids.add(cmd.credit_account_id)
+        accounts = self._accounts.lookup(account_ids)
+        if accounts is None:
+            return None
+        now = max(self._last_now + _TICK, dt.datetime.now(dt.UTC) + self._clock_offset)
+        self._last_now = now
+        state = BatchState(
+            now=now, assets=assets, accounts=accounts, transfers={}, holds={}, reversed_totals={},
+            new_id=self._new_id, outcomes={},
+        )
+        return state, sorted({account_lock_key(a) for a in account_ids})
 
     def _log_if_slow(self, jobs: int, started: float, read: float, applied: float, written: float) -> None:
         """Where a slow batch's time went: waiting for locks or PostgreSQL, or this process's Python."""
@@ -285,6 +352,9 @@ class PostingEngine:
             outcome_rows = next(fetched)
         ((now,),) = next(fetched)
         self._metrics.lock_wait_seconds.observe(time.perf_counter() - lock_started)
+        self._clock_offset = now - dt.datetime.now(dt.UTC)
+        self._clock_read_at = time.monotonic()
+        self._last_now = max(self._last_now, now)
         loaded = {name: next(fetched) if needed else [] for name, _, needed in optional}
         stored = {row[0]: _stored_outcome(row) for row in outcome_rows}
         accounts = {row[0]: rows.account_state(row) for row in loaded["load_accounts"]}
@@ -493,9 +563,13 @@ class _RowStream:
         self.begun = True
 
 
-def _write(state: BatchState, loaded_versions: dict[uuid.UUID, int], sent: RowsSent) -> list[Call]:
+def _write(
+    state: BatchState, loaded_versions: dict[uuid.UUID, int], sent: RowsSent, check_unchanged: bool = False,
+) -> list[Call]:
     """The batch's writes: new assets and accounts first (later rows refer to them), then everything
-    not sent yet in one statement, whose guard fails it (and so the transaction) on a lost update."""
+    not sent yet in one statement, whose guard fails it (and so the transaction) on a lost update.
+    `check_unchanged` (the warm path): the guard also checks the accounts the batch read and did not
+    change, so even a batch that writes nothing else has its remembered rows confirmed."""
     e = state.effects
     now = state.now
     calls: list[Call] = []
@@ -512,10 +586,13 @@ def _write(state: BatchState, loaded_versions: dict[uuid.UUID, int], sent: RowsS
             "cmned": _bool_array(a.credits_must_not_exceed_debits for a in new),
             "metadata": _text_array(_json(a.metadata) for a in new),
         }))
-    if sent == RowsSent() and not (e.transfers or e.changed_holds or e.outcomes or e.events):
+    if sent == RowsSent() and not (e.transfers or e.changed_holds or e.outcomes or e.events or check_unchanged):
         return calls
     params, _ = _row_params(state, sent)
     params.update(_state_params(state, loaded_versions))
+    unchanged = [a for a in state.accounts.values() if check_unchanged and a.version == loaded_versions.get(a.id)]
+    params["r_ids"] = _uuid_array(a.id for a in unchanged)
+    params["r_versions"] = _array_literal(a.version for a in unchanged)
     assert set(params) == set(S["write_effects"].params), set(params) ^ set(S["write_effects"].params)
     calls.append((S["write_effects"], params))
     return calls
@@ -578,9 +655,10 @@ def _state_params(state: BatchState, loaded_versions: dict[uuid.UUID, int]) -> d
     }
 
 
-# A part of the rows alone: every new-hold (h_), changed-hold (c_) and account (a_) parameter of
-# write_effects an empty array, so the part changes no hold or account (and the guard expects none).
-_NO_STATE_CHANGES = {name: "{}" for name in S["write_effects"].params if name[:2] in ("h_", "c_", "a_")}
+# A part of the rows alone: every new-hold (h_), changed-hold (c_), account (a_) and unchanged-account
+# (r_) parameter of write_effects an empty array, so the part changes and checks no hold or account
+# (and the guard expects none).
+_NO_STATE_CHANGES = {name: "{}" for name in S["write_effects"].params if name[:2] in ("h_", "c_", "a_", "r_")}
 
 
 def _event_bytes(ev: Any, now: Any, serialized: dict[uuid.UUID, bytes]) -> bytes:
@@ -628,6 +706,11 @@ def _commands(jobs: Iterable[c.Job]) -> Iterable[c.Job]:
             yield from job.items
         else:
             yield job
+
+
+def _accounts_named(jobs: Iterable[c.Job]) -> set[uuid.UUID]:
+    """The accounts a batch's commands name (the warm path's lookup, forgotten when it fails)."""
+    return {a for cmd in _commands(jobs) for a in _accounts_of(cmd)}
 
 
 def _references(cmd: c.Job) -> tuple[uuid.UUID, ...]:

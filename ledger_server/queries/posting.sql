@@ -86,7 +86,8 @@ FROM unnest(%(ids)s::uuid[], %(assets)s::text[], %(dmnec)s::boolean[], %(cmned)s
 -- snapshot, so none reads another's rows; foreign keys are checked at the end of the statement,
 -- so their order does not matter. Arrays arrive as PostgreSQL array literals (posting.py builds
 -- them with one join per column). ledger_write_guard fails the statement when an account's
--- version or a hold's state changed since it was read: a lost update is never written.
+-- version or a hold's state changed since it was read (or remembered, on the warm path): a lost
+-- update is never written, and no decision stands on a row that is no longer current.
 WITH new_transfers AS (
     INSERT INTO transfers (id, request_id, kind, debit_account_id, credit_account_id, amount, asset,
                            pending_id, reverses_transfer_id, expires_at, metadata, created_at)
@@ -143,6 +144,16 @@ WITH new_transfers AS (
          AS u(id, dp, dpo, cp, cpo, version, old_version)
     WHERE a.id = u.id AND a.version = u.old_version
     RETURNING 1
+), unchanged_accounts AS (
+    -- Accounts the batch only read (a rejected transfer's), when it took them from the writer's
+    -- memory (the warm path, ledger_server/account_cache.py): still at the version it used. FOR
+    -- SHARE, because under SERIALIZABLE a plain read would see the snapshot, and a row changed
+    -- after it must fail the batch, not pass as current. Empty on the read path.
+    SELECT 1
+    FROM accounts AS a
+    JOIN unnest(%(r_ids)s::uuid[], %(r_versions)s::bigint[]) AS u(id, version)
+      ON a.id = u.id AND a.version = u.version
+    FOR SHARE OF a
 ), new_outcomes AS (
     INSERT INTO request_outcomes (request_id, operation, request_hash, grpc_code, outcome, caller,
                                   created_at)
@@ -159,5 +170,6 @@ WITH new_transfers AS (
     ORDER BY position
     RETURNING 1
 )
-SELECT ledger_write_guard((SELECT count(*) FROM changed_accounts), cardinality(%(a_ids)s::uuid[]),
+SELECT ledger_write_guard((SELECT count(*) FROM changed_accounts) + (SELECT count(*) FROM unchanged_accounts),
+                          cardinality(%(a_ids)s::uuid[]) + cardinality(%(r_ids)s::uuid[]),
                           (SELECT count(*) FROM changed_holds), cardinality(%(c_ids)s::uuid[]));
