@@ -34,7 +34,7 @@ def _engine(url: str) -> posting.PostingEngine:
 
 
 def _count(engine: posting.PostingEngine, name: str, labels: dict[str, str] | None = None) -> float:
-    return engine._metrics.registry.get_sample_value(name, labels or {}) or 0.0  # type: ignore[attr-defined]
+    return engine._metrics.registry.get_sample_value(name, labels or {}) or 0.0
 
 
 def _warm(engine: posting.PostingEngine) -> float:
@@ -201,7 +201,7 @@ def test_two_writers_interleaved_at_random_agree_with_one_serial_ledger(
             balances[debit] -= amount
             balances[credit] += amount
     with psycopg.connect(url) as conn:
-        stored = dict(conn.execute(
+        stored: dict[uuid.UUID, int] = dict(conn.execute(
             "SELECT id, (credits_posted - debits_posted)::bigint FROM accounts WHERE id = ANY(%s)", (accounts,)
         ).fetchall())
     assert [stored[a] for a in accounts] == balances
