@@ -23,7 +23,8 @@ WHERE id = ANY(%(transfer_ids)s::uuid[]);
 -- read of the batch and held until after its COMMIT (commit), so the reads that follow (each
 -- its own READ COMMITTED statement, see posting.py) see every commit of whoever held a lock before,
 -- and nothing can change those accounts until this batch has committed. Returns the clock read
--- once all are held: the batch's timestamp.
+-- once all are held: the batch's timestamp. A warm batch (posting.py) sends it as the first statement
+-- of its write transaction instead, reads nothing, and ignores the clock.
 SELECT clock_timestamp() AS now
 FROM (SELECT count(pg_advisory_lock(key)) FROM unnest(%(keys)s::bigint[]) AS key) AS locked;
 
