@@ -70,6 +70,13 @@ SLOW_BATCH_S = 0.1  # a batch slower than this is logged with where its time wen
 # A warm batch's timestamp is this process's clock plus the database clock's offset, measured by the
 # last read-path batch; one batch at least this often takes the read path to measure it again.
 CLOCK_REFRESH_S = 1.0
+# Where other writers (replicas) keep moving this writer's accounts, most warm attempts would roll
+# back and run again: the share that did, as a moving average over warm attempts, pauses the warm
+# path above WARM_FALLBACK_RATE_MAX, and only every WARM_PROBE_EVERY-th eligible batch tries it
+# until the share falls again.
+WARM_FALLBACK_RATE_MAX = 0.25
+WARM_RATE_WEIGHT = 0.05
+WARM_PROBE_EVERY = 32
 _TICK = dt.timedelta(microseconds=1)
 
 
@@ -123,6 +130,8 @@ class PostingEngine:
         self._clock_read_at = 0.0  # time.monotonic() of that measure
         self._last_now = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._attempt_was_warm = False
+        self._warm_fallback_rate = 0.0
+        self._warm_skipped = 0
 
     def close(self) -> None:
         if self._conn is not None:
@@ -146,6 +155,7 @@ class PostingEngine:
                     # A remembered row was not current (or a request id was stored already): the
                     # accounts are forgotten, so the next attempt reads them, at once.
                     self._metrics.warm_fallbacks.inc()
+                    self._warm_fallback_rate += WARM_RATE_WEIGHT * (1.0 - self._warm_fallback_rate)
                     continue
                 attempt += 1
                 _sleep_backoff(attempt)
@@ -218,6 +228,8 @@ class PostingEngine:
             raise RetryableBatchError("timeout") from error
         self._assets.update(state.assets)  # committed: safe to remember
         self._accounts.remember(state.accounts.values())
+        if self._attempt_was_warm:
+            self._warm_fallback_rate *= 1.0 - WARM_RATE_WEIGHT
         self._metrics.batch_path.labels(path="warm" if self._attempt_was_warm else "read").inc()
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         self._metrics.batch_jobs.observe(len(jobs))
@@ -289,6 +301,10 @@ class PostingEngine:
         accounts = self._accounts.lookup(account_ids)
         if accounts is None:
             return None
+        if self._warm_fallback_rate > WARM_FALLBACK_RATE_MAX:
+            self._warm_skipped += 1
+            if self._warm_skipped % WARM_PROBE_EVERY:
+                return None
         now = max(self._last_now + _TICK, dt.datetime.now(dt.UTC) + self._clock_offset)
         self._last_now = now
         state = BatchState(

@@ -179,6 +179,19 @@ def _wait_for_lock_waiter(url: str) -> None:
     raise AssertionError("the warm batch never waited for the lock")
 
 
+def test_writers_that_keep_moving_each_others_accounts_pause_the_warm_path(url: str) -> None:
+    """Two replicas taking turns on the same two accounts: every warm attempt would find its rows
+    moved. After a few fallbacks the warm path pauses, and only an occasional probe tries it."""
+    writers = (_engine(url), _engine(url))
+    source, target = _accounts(writers[0], False, False)
+    for i in range(200):
+        assert _transfer(writers[i % 2], source, target, 1).code == 0
+    fallbacks = [_fallbacks(w) for w in writers]
+    # Each writer: about six fallbacks to pass the threshold, then one probe in WARM_PROBE_EVERY.
+    assert all(2 <= f <= 8 + 100 // posting.WARM_PROBE_EVERY + 1 for f in fallbacks), fallbacks
+    assert_ledger_consistent(url)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(moves=st.lists(st.tuples(st.booleans(), st.integers(0, 3), st.integers(0, 3), st.integers(1, 150)),
                       min_size=1, max_size=25))
