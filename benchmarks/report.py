@@ -69,7 +69,9 @@ def markdown(result: dict[str, Any], plots: bool = True) -> str:
     ]))
     out.append(_peak_table(result))
     out.append("## Every phase\n")
-    out.append("Closed loop unless marked open. Latency: client-side, per call, in ms; `in handler`: the "
+    out.append("Closed loop unless marked open. Latency: client-side, per call, in ms; `jobs/batch (warm)`: "
+               "the writer's mean batch, and the share of its batches that took the warm path (accounts from "
+               "its memory, one round trip); `in handler`: the "
                "server's own measure of the same calls, from the handler's entry (after authentication and rate "
                "limiting) to its response (mean, and the share over 10 ms); the rest is the RPC layers, the "
                "access checks and waiting for a CPU. CPU: seconds used "
@@ -84,7 +86,7 @@ def markdown(result: dict[str, Any], plots: bool = True) -> str:
         rows.append([
             p["name"], p["target"], _num(p["calls_per_s"]), _num(p["transfers_per_s"]),
             _num(lat["p50"], 2), _num(lat["p99"], 2), _num(lat["p999"], 2), _num(errors),
-            _num(sm.get("jobs_per_batch"), 1) if sm else "-", _num(sm.get("writer_busy"), 2) if sm else "-",
+            _batch_cell(sm), _num(sm.get("writer_busy"), 2) if sm else "-",
             _handler_cell(sm), *_cpu_cells(p["cpu"]), _num(p.get("server_cpu_us_per_transfer"), 0),
             _num(p.get("postgres_cpu_us_per_transfer"), 0),
         ])
@@ -100,13 +102,22 @@ def markdown(result: dict[str, Any], plots: bool = True) -> str:
             if pb["cpu"].get("postgres_s") else "-",
         ])
     out.append(_table(
-        ["phase", "target", "calls/s", "transfers/s", "p50", "p99", "p99.9", "errors", "jobs/batch",
+        ["phase", "target", "calls/s", "transfers/s", "p50", "p99", "p99.9", "errors", "jobs/batch (warm)",
          "writer busy", "in handler ms (> 10 ms)", "CPU server", "CPU pg", "CPU loadgen", "CPU other", "avail",
          "server µs/transfer", "pg µs/transfer"], rows))
     if plots:
         out.append("## Plots\n\n![throughput](throughput.png)\n\n![latency](latency.png)\n")
     out.append(_profile_section(result.get("profiles") or {}))
     return "\n".join(out)
+
+
+def _batch_cell(sm: dict[str, Any]) -> str:
+    """Jobs per batch, and the share of batches that took the warm path (one round trip)."""
+    if not sm:
+        return "-"
+    if "warm_share" not in sm:
+        return _num(sm.get("jobs_per_batch"), 1)
+    return f"{_num(sm.get('jobs_per_batch'), 1)} ({100 * sm['warm_share']:.0f}%)"
 
 
 def _handler_cell(sm: dict[str, Any]) -> str:

@@ -73,6 +73,9 @@ def server_metrics_delta(
         "lock_wait_ms_mean": round(
             1000 * (after["lock_wait_seconds_sum"] - before["lock_wait_seconds_sum"]) / batches, 3
         ) if batches else 0.0,
+        # Committed batches that took the warm path (one round trip, ledger_server/posting.py).
+        "warm_share": round((after.get("warm_batches", 0.0) - before.get("warm_batches", 0.0)) / batches, 3)
+        if batches else 0.0,
         "retries": after["retries"] - before["retries"],
         "splits": after["splits"] - before["splits"],
         # Inside the handlers (ledger_server/rpc_handler.py's timer: validation, the writer, the

@@ -192,8 +192,9 @@ def echo_server(log_path: pathlib.Path | None, aio: bool = False, processes: int
 
 
 def scrape(metrics_ports: list[int]) -> dict[str, float]:
-    """The ledger's counters that explain throughput and latency: batches, jobs per batch, retries,
-    splits, and the time calls spent inside the handlers; summed over the server's processes."""
+    """The ledger's counters that explain throughput and latency: batches, jobs per batch, the
+    batches that took the warm path, retries, splits, and the time calls spent inside the handlers;
+    summed over the server's processes."""
     text = ""
     for port in metrics_ports:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
@@ -204,11 +205,13 @@ def scrape(metrics_ports: list[int]) -> dict[str, float]:
         "ledger_lock_wait_seconds_sum": "lock_wait_seconds_sum",
     }
     values: dict[str, float] = {v: 0.0 for v in wanted.values()}
-    values.update(retries=0.0, rpc_seconds_sum=0.0, rpcs=0.0, rpcs_within_10ms=0.0)
+    values.update(retries=0.0, rpc_seconds_sum=0.0, rpcs=0.0, rpcs_within_10ms=0.0, warm_batches=0.0)
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name in wanted:
                 values[wanted[sample.name]] += sample.value
+            elif sample.name == "ledger_batch_path_total" and sample.labels.get("path") == "warm":
+                values["warm_batches"] += sample.value
             elif sample.name == "ledger_batch_retries_total":
                 values["retries"] += sample.value
             elif sample.name == "ledger_rpc_seconds_sum":  # every method and code: a phase runs one kind

@@ -42,6 +42,7 @@ def test_smoke_run_produces_the_report(pg_admin_url: str, tmp_path: pathlib.Path
         assert phase["cpu"]["load_generator_s"] > 0, phase["name"]
         if phase["target"] == "ledger":
             assert phase["server_metrics"]["batches"] > 0, phase["name"]
+            assert 0 <= phase["server_metrics"]["warm_share"] <= 1, phase["name"]
             assert phase["cpu"]["server_s"] is not None
     batch = next(p for p in closed if p["series"] == "batch")
     assert batch["transfers"] == batch["calls"] * result["meta"]["settings"]["batch_size"]
