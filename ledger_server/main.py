@@ -62,6 +62,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--writer", choices=("process", "thread"), default=env("LEDGER_WRITER", "process"),
                         help="where the group-commit writer runs (env LEDGER_WRITER): a child process with its own "
                              "interpreter lock (default), or a thread of the server process")
+    parser.add_argument("--warm-path", action=argparse.BooleanOptionalAction,
+                        default=env("LEDGER_WARM_PATH", "1") != "0",
+                        help="plain transfers between accounts the writer committed before skip the read round "
+                             "trip (env LEDGER_WARM_PATH=0 turns it off; see docs/architecture.md)")
     parser.add_argument("--log-level", default=env("LEDGER_LOG_LEVEL", "INFO"))
     in_process = env("LEDGER_WEBHOOKS_IN_PROCESS")
     parser.add_argument("--webhooks-in-process", action=argparse.BooleanOptionalAction,
@@ -91,6 +95,7 @@ def provision_keys(database_url: str, embedded: bool, state_dir: pathlib.Path) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    os.environ["LEDGER_WARM_PATH"] = "1" if args.warm_path else "0"  # read by every writer, in any process
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     embedded = None
     database_url = args.database_url

@@ -31,6 +31,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import os
 import random
 import time
 import uuid
@@ -124,7 +125,10 @@ class PostingEngine:
         # Assets never change once created: their scales are cached after a commit that read or
         # created them, so a batch does not load them again.
         self._assets: dict[str, int] = {}
-        # Account rows as of this writer's commits: the warm path (module docstring).
+        # Account rows as of this writer's commits: the warm path (module docstring). False: every
+        # batch reads its rows (LEDGER_WARM_PATH=0, `ledger-server --no-warm-path`; `python -m
+        # benchmarks.engine --paths both` compares the two).
+        self.warm_path = os.environ.get("LEDGER_WARM_PATH", "1") != "0"
         self._accounts = AccountCache()
         self._clock_offset: dt.timedelta | None = None  # database clock - this process's clock
         self._clock_read_at = 0.0  # time.monotonic() of that measure
@@ -285,7 +289,8 @@ class PostingEngine:
     def _warm_state(self, jobs: Sequence[c.Job]) -> tuple[BatchState, list[int]] | None:
         """The batch's state from the writer's memory, and its lock keys; None unless every job is a
         plain transfer (or a batch of them) between remembered accounts of a known asset."""
-        if self._clock_offset is None or time.monotonic() - self._clock_read_at > CLOCK_REFRESH_S:
+        if not self.warm_path or self._clock_offset is None \
+                or time.monotonic() - self._clock_read_at > CLOCK_REFRESH_S:
             return None
         account_ids: set[uuid.UUID] = set()
         assets: dict[str, int] = {}
@@ -370,7 +375,7 @@ class PostingEngine:
         self._metrics.lock_wait_seconds.observe(time.perf_counter() - lock_started)
         self._clock_offset = now - dt.datetime.now(dt.UTC)
         self._clock_read_at = time.monotonic()
-        self._last_now = max(self._last_now, now)
+        self._last_now = now  # the database's clock wins: a jump of this process's clock lasts one refresh
         loaded = {name: next(fetched) if needed else [] for name, _, needed in optional}
         stored = {row[0]: _stored_outcome(row) for row in outcome_rows}
         accounts = {row[0]: rows.account_state(row) for row in loaded["load_accounts"]}

@@ -91,7 +91,7 @@ def test_card_latency_mode_reports_percentiles_and_cpu(pg_admin_url: str, tmp_pa
 
 
 @pytest.mark.parametrize("command", [
-    ["benchmarks.engine", "--sizes", "1,5", "--reps", "0.02"],
+    ["benchmarks.engine", "--sizes", "1,5", "--reps", "0.02", "--paths", "both"],
     ["benchmarks.handler_path", "--calls", "50", "--redis-url", "none"],
     ["benchmarks.aio_handlers", "--levels", "4", "--seconds", "1", "--reps", "1"],
 ])
@@ -100,6 +100,8 @@ def test_engine_and_handler_measurements_run(pg_admin_url: str, command: list[st
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-4000:]
     assert "µs" in run.stdout
+    if "--paths" in command:
+        assert "| warm |" in run.stdout and "| read |" in run.stdout, run.stdout
 
 
 def test_profiles_fold_the_writer_process_by_its_thread_name() -> None:
