@@ -5,7 +5,8 @@ trip (and a third of PostgreSQL's work for a one-transfer batch) reading rows it
 the rows remembered, such a batch takes its locks, writes and commits in ONE round trip
 (posting.py, "the warm path").
 
-Never trusted for money: every row taken from here is checked by the write itself. Accounts the
+Never trusted for money: every row taken from here is checked by the write itself, by its version,
+which is the account's count of entries (every change moves it; ledger-verify checks it). Accounts the
 batch changes are updated only where their version is still the remembered one, accounts it only
 read are re-read FOR SHARE with their version, and under SERIALIZABLE a row changed after the
 write's snapshot fails the statement. If anything differs (another writer, a replica, moved the
