@@ -8,6 +8,7 @@ accounts are forgotten and the batch runs again on the read path, with the answe
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 import uuid
@@ -22,8 +23,10 @@ from hypothesis import strategies as st
 from ledger.v1 import ledger_pb2
 from ledger_server import commands as c
 from ledger_server import posting
+from ledger_server.account_cache import AccountCache
 from ledger_server.metrics import Metrics
 from ledger_server.pipeline import Pipeline
+from ledger_server.state_machine import AccountState
 from tests.invariants import assert_ledger_consistent
 
 FAILED_PRECONDITION = 9
@@ -218,3 +221,19 @@ def test_two_writers_interleaved_at_random_agree_with_one_serial_ledger(
             "SELECT id, (credits_posted - debits_posted)::bigint FROM accounts WHERE id = ANY(%s)", (accounts,)
         ).fetchall())
     assert [stored[a] for a in accounts] == balances
+
+
+def test_the_memory_is_bounded_and_forgets_the_least_recently_written_first() -> None:
+    def row(n: int, version: int = 0) -> AccountState:
+        return AccountState(uuid.UUID(int=n), "USD", 0, 0, 0, 0, False, False, version, {}, dt.datetime.now(dt.UTC))
+
+    memory = AccountCache(max_entries=3)
+    memory.remember([row(1), row(2), row(3)])
+    memory.remember([row(1, version=1)])  # written again: now the most recent
+    memory.remember([row(4)])
+    assert len(memory) == 3
+    assert memory.lookup([uuid.UUID(int=2)]) is None  # the least recently written went first
+    found = memory.lookup([uuid.UUID(int=n) for n in (1, 3, 4)])
+    assert found is not None and found[uuid.UUID(int=1)].version == 1
+    memory.forget([uuid.UUID(int=3)])
+    assert memory.lookup([uuid.UUID(int=1), uuid.UUID(int=3)]) is None
