@@ -1,7 +1,7 @@
 """The posting engine's memory of the account rows it last committed: the warm path's input.
 
 Why: a batch of plain transfers between accounts the writer has just written spends a whole round
-trip (and a third of PostgreSQL's work for a one-transfer batch) reading rows it already knows. With
+trip (and a fifth to a quarter of PostgreSQL's work for a one-transfer batch) reading rows it knows. With
 the rows remembered, such a batch takes its locks, writes and commits in ONE round trip
 (posting.py, "the warm path").
 
