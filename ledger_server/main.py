@@ -95,7 +95,6 @@ def provision_keys(database_url: str, embedded: bool, state_dir: pathlib.Path) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ["LEDGER_WARM_PATH"] = "1" if args.warm_path else "0"  # read by every writer, in any process
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     embedded = None
     database_url = args.database_url
@@ -118,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         events=EventsConfig(webhooks=webhooks_config.from_env() if dispatch_here else None),
         gil_switch_interval_s=args.gil_switch_interval_ms / 1000,
         writer_process=args.writer == "process",
+        warm_path=args.warm_path,
     )
     if args.processes > 1:
         try:

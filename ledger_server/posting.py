@@ -31,7 +31,6 @@ import datetime as dt
 import functools
 import json
 import logging
-import os
 import random
 import time
 import uuid
@@ -107,14 +106,19 @@ class StoredOutcome:
 
 
 class RetryableBatchError(Exception):
-    """The transaction must be rolled back and run again; nothing of it was committed."""
+    """The transaction must be rolled back and run again; nothing of it was committed. `warm`: the
+    attempt took the warm path (its accounts are forgotten, so the next one reads them)."""
+
+    def __init__(self, cause: str, warm: bool) -> None:
+        super().__init__(cause)
+        self.warm = warm
 
 
 class PostingEngine:
     """Owns one connection; used by one thread (the group committer) at a time."""
 
     def __init__(
-        self, conninfo: str, metrics: Metrics, new_id: Callable[[], uuid.UUID] = new_uuid7
+        self, conninfo: str, metrics: Metrics, new_id: Callable[[], uuid.UUID] = new_uuid7, warm_path: bool = True,
     ) -> None:
         self._conninfo = conninfo
         self._metrics = metrics
@@ -126,14 +130,13 @@ class PostingEngine:
         # created them, so a batch does not load them again.
         self._assets: dict[str, int] = {}
         # Account rows as of this writer's commits: the warm path (module docstring). False: every
-        # batch reads its rows (LEDGER_WARM_PATH=0, `ledger-server --no-warm-path`; `python -m
-        # benchmarks.engine --paths both` compares the two).
-        self.warm_path = os.environ.get("LEDGER_WARM_PATH", "1") != "0"
+        # batch reads its rows (`ledger-server --no-warm-path`; `python -m benchmarks.engine --paths
+        # both` compares the two).
+        self.warm_path = warm_path
         self._accounts = AccountCache()
         self._clock_offset: dt.timedelta | None = None  # database clock - this process's clock
         self._clock_read_at = 0.0  # time.monotonic() of that measure
         self._last_now = dt.datetime.min.replace(tzinfo=dt.UTC)
-        self._attempt_was_warm = False
         self._warm_fallback_rate = 0.0
         self._warm_skipped = 0
 
@@ -155,7 +158,7 @@ class PostingEngine:
                 return self._run_once(jobs)
             except RetryableBatchError as error:
                 self._metrics.batch_retries.labels(cause=str(error)).inc()
-                if self._attempt_was_warm:
+                if error.warm:
                     # A remembered row was not current (or a request id was stored already): the
                     # accounts are forgotten, so the next attempt reads them, at once.
                     self._metrics.warm_fallbacks.inc()
@@ -215,50 +218,52 @@ class PostingEngine:
         benchmarks/README.md, "Fixes made")."""
         conn = self._connection()
         started = time.perf_counter()
-        self._attempt_was_warm = False
+        begin_first = any(isinstance(job, c.SideEffect) for job in jobs)
+        warm = None if begin_first else self._warm_state(jobs)
         try:
             try:
-                outcomes, state = self._apply(conn, jobs)
+                outcomes, state = self._apply(conn, jobs, begin_first, warm)
             except BaseException:
                 _abandon(conn)
                 self._accounts.forget(_accounts_named(jobs))
                 raise
         except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as error:
             cause = "stale_read" if "stale write" in str(error) else "serialization"
-            raise RetryableBatchError(cause) from error
+            raise RetryableBatchError(cause, warm is not None) from error
         except pg_errors.UniqueViolation as error:
-            raise RetryableBatchError("concurrent_duplicate") from error
+            raise RetryableBatchError("concurrent_duplicate", warm is not None) from error
         except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled) as error:
-            raise RetryableBatchError("timeout") from error
+            raise RetryableBatchError("timeout", warm is not None) from error
         self._assets.update(state.assets)  # committed: safe to remember
         self._accounts.remember(state.accounts.values())
-        if self._attempt_was_warm:
+        if warm is not None:
             self._warm_fallback_rate *= 1.0 - WARM_RATE_WEIGHT
-        self._metrics.batch_path.labels(path="warm" if self._attempt_was_warm else "read").inc()
+        self._metrics.batch_path.labels(path="read" if warm is None else "warm").inc()
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         self._metrics.batch_jobs.observe(len(jobs))
         return outcomes
 
     # -- one transaction --------------------------------------------------------------------------
 
-    def _apply(self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job]) -> tuple[list[Outcome], BatchState]:
+    def _apply(
+        self, conn: psycopg.Connection[Any], jobs: Sequence[c.Job], begin_first: bool,
+        warm: tuple[BatchState, list[int]] | None,
+    ) -> tuple[list[Outcome], BatchState]:
         """Every job's outcome, and the batch's state (its assets and accounts are remembered once
-        it commits).
+        it commits). `begin_first`: the batch has side effects; `warm`: its state and lock keys from
+        the writer's memory (_warm_state), or None to read them.
 
         Two round trips: the reads, then BEGIN, the write, COMMIT and the unlock. A batch with side
         effects (jobs that write while they are applied) opens its transaction at the end of the
         reads' round trip instead. A warm batch has one: BEGIN and its locks are sent before it is
         applied, the write, COMMIT and the unlock after."""
         assert self._pipeline is not None
-        begin_first = any(isinstance(job, c.SideEffect) for job in jobs)
         started = time.perf_counter()
-        warm = None if begin_first else self._warm_state(jobs)
         if warm is None:
             state, loaded_versions = self._read(self._pipeline, jobs, begin_first)
         else:
             state, keys = warm
             loaded_versions = {a.id: a.version for a in state.accounts.values()}
-            self._attempt_was_warm = True
             # The transaction's snapshot is taken by this first statement, before the locks are
             # granted: a row another writer commits while this one waits fails the write (a
             # serialization failure) instead of being overwritten.
@@ -268,8 +273,7 @@ class PostingEngine:
         # effects (their statements run while applying) nor new assets or accounts (rows after them
         # refer to them, and they are inserted first, by the last part).
         streamed = not begin_first and not any(isinstance(job, c.CreateAsset | c.CreateAccount) for job in jobs)
-        rows = _RowStream(state, self._pipeline, streamed)
-        rows.begun = warm is not None
+        rows = _RowStream(state, self._pipeline, streamed, begun=warm is not None)
         try:
             results = []
             for job in jobs:
@@ -316,7 +320,7 @@ class PostingEngine:
             now=now, assets=assets, accounts=accounts, transfers={}, holds={}, reversed_totals={},
             new_id=self._new_id, outcomes={},
         )
-        return state, sorted({account_lock_key(a) for a in account_ids})
+        return state, _lock_keys(account_ids)
 
     def _log_if_slow(self, jobs: int, started: float, read: float, applied: float, written: float) -> None:
         """Where a slow batch's time went: waiting for locks or PostgreSQL, or this process's Python."""
@@ -346,10 +350,10 @@ class PostingEngine:
             transfers = {row[0]: rows.transfer_record(row) for row in transfer_rows}
             calls = []
 
-        account_ids = {a for cmd in commands for a in _accounts_of(cmd)}
+        account_ids = _accounts_named(commands)
         for record in transfers.values():
             account_ids.update((record.debit_account_id, record.credit_account_id))
-        keys = sorted({account_lock_key(a) for a in account_ids})
+        keys = _lock_keys(account_ids)
         asset_codes = {code for cmd in commands for code in _assets_of(cmd)}
         unknown_assets = sorted(code for code in asset_codes if code not in self._assets)
         hold_ids = [t.id for t in transfers.values() if t.kind == 2]
@@ -568,10 +572,11 @@ class _RowStream:
     no savepoint is open, so nothing sent can be rolled back by the batch; a failure anywhere fails
     the whole transaction, as a single statement would."""
 
-    def __init__(self, state: BatchState, pipeline: Pipeline, enabled: bool) -> None:
+    def __init__(self, state: BatchState, pipeline: Pipeline, enabled: bool, begun: bool) -> None:
+        """`begun`: BEGIN was sent already (a warm batch's, with its locks)."""
         self._state, self._pipeline, self._enabled = state, pipeline, enabled
         self.sent = RowsSent()
-        self.begun = False
+        self.begun = begun
 
     def between_jobs(self) -> None:
         if not self._enabled or len(self._state.effects.transfers) - self.sent.transfers < STREAM_PART_TRANSFERS:
@@ -611,7 +616,8 @@ def _write(
         return calls
     params, _ = _row_params(state, sent)
     params.update(_state_params(state, loaded_versions))
-    unchanged = [a for a in state.accounts.values() if check_unchanged and a.version == loaded_versions.get(a.id)]
+    unchanged = [a for a in state.accounts.values() if a.version == loaded_versions.get(a.id)] \
+        if check_unchanged else []
     params["r_ids"] = _uuid_array(a.id for a in unchanged)
     params["r_versions"] = _array_literal(a.version for a in unchanged)
     assert set(params) == set(S["write_effects"].params), set(params) ^ set(S["write_effects"].params)
@@ -732,6 +738,12 @@ def _commands(jobs: Iterable[c.Job]) -> Iterable[c.Job]:
 def _accounts_named(jobs: Iterable[c.Job]) -> set[uuid.UUID]:
     """The accounts a batch's commands name (the warm path's lookup, forgotten when it fails)."""
     return {a for cmd in _commands(jobs) for a in _accounts_of(cmd)}
+
+
+def _lock_keys(account_ids: Iterable[uuid.UUID]) -> list[int]:
+    """The advisory-lock keys of a batch's accounts, ascending and without repeats (two writers
+    always lock in the same order, so they never deadlock)."""
+    return sorted({account_lock_key(a) for a in account_ids})
 
 
 def _references(cmd: c.Job) -> tuple[uuid.UUID, ...]:

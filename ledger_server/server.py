@@ -62,6 +62,9 @@ class ServerConfig:
     # The group-commit writer in a child process with its own interpreter lock (writer_process.py);
     # False: a thread of this process, as before (benchmarks/README.md has both measured).
     writer_process: bool = True
+    # The writer's warm path (posting.py): transfers between accounts it committed before skip the
+    # read round trip. False: every batch reads (`ledger-server --no-warm-path`).
+    warm_path: bool = True
     events: EventsConfig = field(default_factory=EventsConfig)  # WatchEvents, webhooks
 
     def __post_init__(self) -> None:
@@ -82,8 +85,10 @@ class LedgerServer:
             lambda: float(pool.get_stats().get("pool_size", 0) - pool.get_stats().get("pool_available", 0))
         )
         self._committer: Committer = (
-            WriterProcessCommitter(config.database_url, self.metrics) if config.writer_process
-            else GroupCommitter(PostingEngine(config.database_url, self.metrics), self.metrics)
+            WriterProcessCommitter(config.database_url, self.metrics, warm_path=config.warm_path)
+            if config.writer_process
+            else GroupCommitter(PostingEngine(config.database_url, self.metrics, warm_path=config.warm_path),
+                                self.metrics)
         )
         self._expirer = HoldExpirer(self._pool, self._committer, self.metrics, config.hold_expiry_interval_s)
         self.callers = CallerDirectory(self._pool)

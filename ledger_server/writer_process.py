@@ -10,8 +10,8 @@ The writer is `python -m ledger_server.writer_process --fd N`, a fresh interpret
 server has gRPC and database threads, which fork does not copy; not multiprocessing's spawn, which
 would re-run the embedding program's main module). The protocol, over one duplex socket pair framed
 by multiprocessing.connection.Connection, pickles:
-- server -> writer, first: `(database_url, max_jobs, max_items)` (never on a command line); the
-  writer answers `ready` or why it could not start.
+- server -> writer, first: `(database_url, max_jobs, max_items, warm_path)` (never on a command
+  line); the writer answers `ready` or why it could not start.
 - server -> writer: per job, as it is submitted, an 8-byte key and the pickled job; an empty message
   asks the writer to finish what it has received and exit.
 - writer -> server: one pickled message per batch, `(outcomes, metric_updates)`, outcomes as `(key,
@@ -71,8 +71,11 @@ MetricUpdate = tuple[str, tuple[tuple[str, str], ...], str, float]
 class WriterProcessCommitter:
     """Drop-in for GroupCommitter (`submit`, `stop`) with the writer in a child process."""
 
-    def __init__(self, database_url: str, metrics: Metrics, bounds: BatchBounds = DEFAULT_BOUNDS) -> None:
+    def __init__(
+        self, database_url: str, metrics: Metrics, bounds: BatchBounds = DEFAULT_BOUNDS, warm_path: bool = True,
+    ) -> None:
         self._database_url = database_url
+        self._warm_path = warm_path
         self._metrics = metrics
         self._bounds = (bounds.max_jobs, bounds.max_items)
         self._queue_limit = bounds.queue_limit
@@ -146,7 +149,7 @@ class WriterProcessCommitter:
             theirs.close()
         pipe = Connection(ours.detach())
         try:
-            pipe.send((self._database_url, *self._bounds))
+            pipe.send((self._database_url, *self._bounds, self._warm_path))
             if not pipe.poll(START_TIMEOUT_S):
                 raise RuntimeError(f"the writer process did not start in {START_TIMEOUT_S:.0f} s")
             ready = pipe.recv_bytes()
@@ -247,9 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=os.environ.get("LEDGER_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s")
     try:
-        database_url, max_jobs, max_items = pipe.recv()
+        database_url, max_jobs, max_items, warm_path = pipe.recv()
         metrics = RecordedMetrics()
-        engine = PostingEngine(database_url, cast(Metrics, metrics))
+        engine = PostingEngine(database_url, cast(Metrics, metrics), warm_path=warm_path)
         freeze_startup_heap()
     except Exception as error:  # the server reports it and fails to start
         pipe.send_bytes(f"{type(error).__name__}: {error}".encode())
