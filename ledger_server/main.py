@@ -53,8 +53,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="gRPC handler threads (env LEDGER_WORKER_THREADS; each open WatchEvents stream "
                              "holds one)")
     parser.add_argument("--processes", type=int, default=int(env("LEDGER_PROCESSES", "1")),
-                        help="server processes sharing the port, each a replica with its own writer "
-                             "(env LEDGER_PROCESSES; metrics on consecutive ports from --metrics-listen)")
+                        help="server processes sharing the port (env LEDGER_PROCESSES; metrics on consecutive "
+                             "ports from --metrics-listen)")
+    parser.add_argument("--shared-writer", action=argparse.BooleanOptionalAction,
+                        default=env("LEDGER_SHARED_WRITER", "1") != "0",
+                        help="with --processes N: one writer process commits for all of them (default); "
+                             "--no-shared-writer (env LEDGER_SHARED_WRITER=0) gives each its own")
     parser.add_argument("--gil-switch-interval-ms", type=float,
                         default=float(env("LEDGER_GIL_SWITCH_INTERVAL_MS", "0.5")),
                         help="sys.setswitchinterval of each server process (CPython's default is 5 ms; "
@@ -121,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.processes > 1:
         try:
-            return replicas.serve(config, args.processes, args.grace_seconds, args.log_level)
+            return replicas.serve(config, args.processes, args.grace_seconds, args.log_level, args.shared_writer)
         finally:
             if embedded is not None:
                 embedded.stop()

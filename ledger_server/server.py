@@ -65,6 +65,9 @@ class ServerConfig:
     # The writer's warm path (posting.py): transfers between accounts it committed before skip the
     # read round trip. False: every batch reads (`ledger-server --no-warm-path`).
     warm_path: bool = True
+    # A directory shared by the server processes of one host (replicas.py): they share one writer
+    # process, elected there (writer_process.py). None: this server starts a writer of its own.
+    writer_socket_dir: str | None = None
     events: EventsConfig = field(default_factory=EventsConfig)  # WatchEvents, webhooks
 
     def __post_init__(self) -> None:
@@ -85,7 +88,8 @@ class LedgerServer:
             lambda: float(pool.get_stats().get("pool_size", 0) - pool.get_stats().get("pool_available", 0))
         )
         self._committer: Committer = (
-            WriterProcessCommitter(config.database_url, self.metrics, warm_path=config.warm_path)
+            WriterProcessCommitter(config.database_url, self.metrics, warm_path=config.warm_path,
+                                   socket_dir=config.writer_socket_dir)
             if config.writer_process
             else GroupCommitter(PostingEngine(config.database_url, self.metrics, warm_path=config.warm_path),
                                 self.metrics)
