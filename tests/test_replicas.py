@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 
 import grpc
+import psutil
 import pytest
 
 from benchmarks.services import free_port_block
@@ -101,6 +102,11 @@ def _scrape(port: int) -> str:
         return str(response.read().decode())
 
 
+def _writers(unit_pid: int) -> list[psutil.Process]:
+    return [p for p in psutil.Process(unit_pid).children(recursive=True)
+            if "ledger_server.writer_process" in " ".join(p.cmdline())]
+
+
 def _batches(metrics_text: str) -> float:
     return sum(float(line.split()[-1]) for line in metrics_text.splitlines()
                if line.startswith("ledger_batch_jobs_count"))
@@ -110,9 +116,10 @@ def test_processes_share_one_port_and_one_dying_stops_the_unit(
     server_process: Callable[..., ServerProcess], database_url: str
 ) -> None:
     """`ledger-server --processes 2`: two replicas behind one port, each with its metrics on its own
-    port; transfers over many connections reach both, and every acknowledged one is stored once.
-    When one process is killed (-9) the parent stops the other and exits non-zero, so the
-    orchestrator restarts the unit rather than it running short."""
+    port, committing through one shared writer process; transfers over many connections reach both,
+    and every acknowledged one is stored once. When one process is killed (-9) the parent stops the
+    other and exits non-zero, so the orchestrator restarts the unit rather than it running short,
+    and the writer, whose servers are gone, exits too."""
     port = free_port()
     metrics_port = free_port_block(2, avoid={port})
     server = server_process(port=port, extra_env={"LEDGER_PROCESSES": "2",
@@ -151,7 +158,10 @@ def test_processes_share_one_port_and_one_dying_stops_the_unit(
     assert len(acknowledged) == 160
     assert all(_batches(_scrape(port)) > 0 for port in (metrics_port, metrics_port + 1)), "a process got no work"
     assert server.process is not None
+    writers = _writers(server.process.pid)
+    assert len(writers) == 1, "the two processes share one writer"
     kill_one_process_and_expect_the_unit_to_stop(server.process, 2)
+    writers[0].wait(timeout=20)  # raises if the writer outlived its servers
     found = transfers_by_request_id(database_url)
     assert all(found.get(r) == [t] for r, t in acknowledged.items())
     assert_ledger_consistent(database_url)

@@ -1,11 +1,13 @@
-"""The group-commit writer in its own process: killed under load, stopped with work queued, and
-orphaned by a killed server. Whatever happens to it, nothing acknowledged is lost and nothing is
-written twice (clients retry with the same request id, as the SDK does)."""
+"""The group-commit writer in its own process: killed under load, stopped with work queued,
+orphaned by a killed server, and shared by several servers. Whatever happens to it, nothing
+acknowledged is lost and nothing is written twice (clients retry with the same request id, as the SDK does)."""
 
 from __future__ import annotations
 
 import os
+import pathlib
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +15,7 @@ from collections.abc import Callable
 import grpc
 import psutil
 import psycopg
+import pytest
 
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
@@ -139,3 +142,103 @@ def test_the_writer_exits_when_its_server_is_killed(database_url: str) -> None:
     finally:
         server.kill()
     writers[0].wait(timeout=15)  # end-of-file on its pipe: no orphan keeps a connection open
+
+
+def test_servers_given_one_socket_dir_share_one_writer_and_elect_one_again_when_it_dies(
+    new_database: Callable[[], str], tmp_path: pathlib.Path
+) -> None:
+    """Three servers (as `ledger-server --processes 3` runs them) started at once elect one writer
+    and all commit through it; killed under load from all three, it is replaced by exactly one new
+    writer; every acknowledged transfer is stored once, and the shared writer takes the warm path
+    for accounts all three servers write."""
+    url = new_database()
+    started: list[LedgerServer] = []
+
+    def start() -> None:
+        started.append(start_ledger_server(url, writer_socket_dir=str(tmp_path)))
+
+    starting = [threading.Thread(target=start) for _ in range(3)]
+    for thread in starting:
+        thread.start()
+    for thread in starting:
+        thread.join(timeout=60)
+    servers = list(started)
+    try:
+        assert len(servers) == 3
+        assert len({_writer(s).writer_pid for s in servers}) == 1, "one writer for every server"
+        first_writer = _writer(servers[0]).writer_pid
+        channels = [open_channel(s.target) for s in servers]
+        stubs = [ledger_pb2_grpc.LedgerStub(channel) for channel in channels]
+        asset = new_asset(stubs[0])
+        bank, shop = new_account(stubs[0], asset), new_account(stubs[0], asset, no_overdraft=True)
+        stop = threading.Event()
+        acknowledged: list[str] = []
+
+        def send(sender: int) -> None:
+            stub = stubs[sender % len(stubs)]
+            while not stop.is_set():
+                request = pb.CreateTransferRequest(request_id=rid(f"shared-{sender}"), debit_account_id=bank.id,
+                                                   credit_account_id=shop.id, amount="1", asset=asset)
+                for _ in range(ATTEMPTS_MAX):
+                    try:
+                        stub.CreateTransfer(request, timeout=10)
+                        acknowledged.append(request.request_id)
+                        break
+                    except grpc.RpcError as error:
+                        assert error_reason(error) == "WRITER_RESTARTED", error
+                        time.sleep(0.05)
+                else:
+                    raise AssertionError(f"{request.request_id} never acknowledged")
+
+        senders = [threading.Thread(target=send, args=(i,)) for i in range(SENDERS)]
+        for thread in senders:
+            thread.start()
+        time.sleep(0.5)
+        os.kill(first_writer, signal.SIGKILL)
+        _wait_for(lambda: all(_writer(s).writer_pid != first_writer for s in servers))
+        time.sleep(0.5)
+        stop.set()
+        for thread in senders:
+            thread.join(timeout=60)
+        assert len({_writer(s).writer_pid for s in servers}) == 1, "one new writer, elected again"
+        for stub in stubs:  # each server still commits through it
+            transfer(stub, bank.id, shop.id, 1, asset)
+            acknowledged.append("after")
+        for channel in channels:
+            channel.close()
+    finally:
+        for server in servers:
+            server.stop(grace_s=5)
+    stored = transfers_by_request_id(url)
+    assert len(acknowledged) > 100
+    assert all(len(stored.get(r, [])) == 1 for r in acknowledged if r != "after")
+    assert all(len(ids) == 1 for ids in stored.values()), "a request id written twice"
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT credits_posted FROM accounts WHERE id = %s", (shop.id,)).fetchone()
+    assert row is not None and row[0] == len(acknowledged), "every acknowledged transfer exactly once"
+    assert_ledger_consistent(url)
+    warm = sum(s.metrics.registry.get_sample_value("ledger_batch_path_total", {"path": "warm"}) or 0 for s in servers)
+    assert warm > 0, "the shared writer remembers the accounts every server writes"
+
+
+def test_a_server_with_other_writer_settings_is_refused_by_the_shared_writer(
+    database_url: str, tmp_path: pathlib.Path
+) -> None:
+    server = start_ledger_server(database_url, writer_socket_dir=str(tmp_path))
+    try:
+        with pytest.raises(RuntimeError, match="refused: settings differ from this writer's: warm_path"):
+            start_ledger_server(database_url, writer_socket_dir=str(tmp_path), warm_path=False)
+        writer = psutil.Process(_writer(server).writer_pid)
+    finally:
+        server.stop(grace_s=5)
+    writer.wait(timeout=10)  # its last server said goodbye: the shared writer exits
+    assert not (tmp_path / "writer.sock").exists() or _nobody_listens(tmp_path / "writer.sock")
+
+
+def _nobody_listens(path: pathlib.Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(path))
+        except ConnectionRefusedError:
+            return True
+    return False
