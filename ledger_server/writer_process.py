@@ -165,7 +165,8 @@ class WriterProcessCommitter:
             except OSError:
                 pass
         self._reader.join(timeout=STOP_TIMEOUT_S)
-        if self._process is not None and self._socket_dir is None:  # a shared writer may serve others on
+        # A shared writer may still serve other servers: it exits when its last one has gone.
+        if self._process is not None and self._socket_dir is None:
             try:
                 self._process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
@@ -279,13 +280,14 @@ class WriterProcessCommitter:
             self._pipe.close()
             self._pipe = None
             self._fail_waiting()
-        if self._process is not None:
+        if self._process is not None and self._socket_dir is not None:
+            self._process.poll()  # reaped if it died; alive, it may still serve the other servers
+        elif self._process is not None:
             try:
                 self._process.wait(timeout=5)
             except subprocess.TimeoutExpired:  # its pipe closed but it lives on: make sure it is gone
-                if self._socket_dir is None:  # (a shared one may still serve the other servers)
-                    self._process.kill()
-                    self._process.wait()
+                self._process.kill()
+                self._process.wait()
         while not self._stopping:
             time.sleep(RESTART_DELAY_S[min(self._deaths, len(RESTART_DELAY_S) - 1)])
             self._deaths += 1
