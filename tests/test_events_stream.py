@@ -294,9 +294,10 @@ def test_interleaved_writers_commit_and_roll_back_the_stream_stays_ordered_and_c
 def test_the_feed_follows_the_outbox_only_while_someone_watches(
     new_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Nobody watching: the feed reads nothing (no queries per commit). The first stream starts it,
-    events flow, and IDLE_STOP_S after the last stream ends it lets go; the next stream starts it
-    again from the current watermark."""
+    """Nobody watching: the feed reads nothing and listens to nothing (no query and no wake-up per
+    commit). The first stream starts it, events flow, and IDLE_STOP_S after the last stream ends it
+    lets go, its LISTEN connection closed; the next stream starts it again from the current
+    watermark."""
     from prometheus_client import CollectorRegistry
 
     from ledger_server.events import feed as feed_module
@@ -309,9 +310,22 @@ def test_the_feed_follows_the_outbox_only_while_someone_watches(
         time.sleep(0.3)
         assert not feed.wait_ready(0.01)  # idle from the start
         with psycopg.connect(url, autocommit=True) as conn:
+
+            def listening() -> int:
+                return int(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                        " AND query LIKE 'LISTEN %%'").fetchone()[0])  # type: ignore[index]
+
+            def eventually(condition: Callable[[], bool]) -> bool:
+                deadline = time.monotonic() + 5
+                while not condition() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                return condition()
+
+            assert listening() == 0
             first = conn.execute(INSERT_EVENT, (_outbox_payload(),)).fetchone()[0]  # type: ignore[index]
             feed.subscribe()
             assert feed.wait_ready(5)
+            assert eventually(lambda: listening() == 1)
             start = feed.watermark
             second = conn.execute(INSERT_EVENT, (_outbox_payload(),)).fetchone()[0]  # type: ignore[index]
             feed.wait_beyond(start, 5, lambda: False)
@@ -322,6 +336,7 @@ def test_the_feed_follows_the_outbox_only_while_someone_watches(
             while feed.wait_ready(0) and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert not feed.wait_ready(0)  # let go
+            assert eventually(lambda: listening() == 0)
             third = conn.execute(INSERT_EVENT, (_outbox_payload(),)).fetchone()[0]  # type: ignore[index]
             feed.subscribe()
             assert feed.wait_ready(5)

@@ -3,7 +3,8 @@
 A NOTIFY (or a slow fallback poll) wakes the feed thread; it probes the watermark, reads the new
 events once and wakes every WatchEvents stream, which serves them from memory. The feed follows the
 outbox only while someone watches: with no stream for IDLE_STOP_S it lets go (two queries per
-commit saved on a server nobody watches) and the next stream starts it again from the current
+commit saved on a server nobody watches, and its LISTEN connection is closed, so commits do not
+wake it) and the next stream starts it again from the current
 watermark (streams that resume from older sequences read those from the database, as always). A stream that is
 further behind than the buffer reads the database itself (see stream.py). The buffer always holds
 every event with floor < sequence <= watermark, so a stream never has to guess about holes
@@ -65,7 +66,9 @@ class OutboxFeed:
         self._subscribers = 0
         self._idle_since: float | None = time.monotonic()
         self._active = threading.Event()  # set while at least one stream needs the feed
-        self._listener = NotificationListener(conninfo, [OUTBOX_CHANNEL], lambda _: self._wake.set(), "outbox-listen")
+        # Listens only while the feed is active: nobody watching, no wake-up per commit.
+        self._listener = NotificationListener(conninfo, [OUTBOX_CHANNEL], lambda _: self._wake.set(), "outbox-listen",
+                                              gate=self._active)
         self._thread = threading.Thread(target=self._run, name="outbox-feed", daemon=True)
 
     def start(self) -> OutboxFeed:

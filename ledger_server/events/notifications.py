@@ -4,6 +4,11 @@ NOTIFY is sent at commit by the outbox trigger (migration 0002) and by webhook m
 readers wake within a round trip of a commit instead of polling. Notifications can be lost while
 the connection is down: the callback also runs after every (re)connection, and readers keep a slow
 fallback poll, so a lost wake-up only costs latency, never an event.
+
+A listener with a gate listens only while the gate is set, and holds no connection otherwise: every
+commit notifies every listening connection, which costs its backend and its thread a wake-up
+(measured ~110 µs of CPU per commit per listening server process, about 5% of a one-transfer call),
+so the WatchEvents feed does not listen while nobody watches.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ WAIT_SLICE_S = 0.5  # how often the thread checks for stop while idle
 
 
 class NotificationListener:
-    def __init__(self, conninfo: str, channels: Sequence[str], on_notify: Callable[[str], None], name: str) -> None:
+    def __init__(self, conninfo: str, channels: Sequence[str], on_notify: Callable[[str], None], name: str,
+                 gate: threading.Event | None = None) -> None:
         assert channels and all(c.isidentifier() for c in channels)
+        self._gate = gate
         self._conninfo = conninfo
         self._channels = tuple(channels)
         self._on_notify = on_notify
@@ -43,6 +50,9 @@ class NotificationListener:
     def _run(self) -> None:
         delay = 0.05
         while not self._stop.is_set():
+            if self._gate is not None and not self._gate.is_set():
+                self._gate.wait(WAIT_SLICE_S)  # returns at once when it opens
+                continue
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
                     for channel in self._channels:
@@ -58,9 +68,13 @@ class NotificationListener:
                 self._stop.wait(delay)
                 delay = min(RECONNECT_DELAY_MAX_S, delay * 2)
 
+    def _open(self) -> bool:
+        return self._gate is None or self._gate.is_set()
+
     def _listen(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
-        while not self._stop.is_set():
+        """Until stopped, or until the gate closes (then the connection, and its LISTEN, is dropped)."""
+        while not self._stop.is_set() and self._open():
             for notify in conn.notifies(timeout=WAIT_SLICE_S):
                 self._on_notify(notify.channel)
-                if self._stop.is_set():
+                if self._stop.is_set() or not self._open():
                     return
