@@ -94,11 +94,16 @@ def test_card_latency_mode_reports_percentiles_and_cpu(pg_admin_url: str, tmp_pa
     ["benchmarks.engine", "--sizes", "1,5", "--reps", "0.02", "--paths", "both"],
     ["benchmarks.handler_path", "--calls", "50", "--redis-url", "none"],
     ["benchmarks.aio_handlers", "--levels", "4", "--seconds", "1", "--reps", "1"],
+    ["benchmarks.mixed_load", "--bulk-items", "0,20", "--seconds", "1", "--rate", "20", "--accounts", "50",
+     "--writers", "shared,own"],
 ])
 def test_engine_and_handler_measurements_run(pg_admin_url: str, command: list[str]) -> None:
     run = subprocess.run([sys.executable, "-m", *command, "--database-url", pg_admin_url],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-4000:]
+    if "benchmarks.mixed_load" in command:
+        assert "| shared | 20 |" in run.stdout and "| own | 0 |" in run.stdout, run.stdout
+        return
     assert "µs" in run.stdout
     if "--paths" in command:
         assert "| warm |" in run.stdout and "| read |" in run.stdout, run.stdout
