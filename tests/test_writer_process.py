@@ -42,6 +42,54 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+class Payments:
+    """SENDERS threads paying 1 from `bank` to `shop` until stopped, each payment retried with its
+    request id (as the SDK does) until acknowledged; what the writer's replacement answered meanwhile
+    is kept in `refusals`."""
+
+    def __init__(self, stubs: list[ledger_pb2_grpc.LedgerStub], bank: str, shop: str, asset: str) -> None:
+        self.acknowledged: list[str] = []
+        self.refusals: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._send, args=(stubs[i % len(stubs)], bank, shop, asset, i))
+                         for i in range(SENDERS)]
+        for thread in self._threads:
+            thread.start()
+
+    def _send(self, stub: ledger_pb2_grpc.LedgerStub, bank: str, shop: str, asset: str, sender: int) -> None:
+        while not self._stop.is_set():
+            request = pb.CreateTransferRequest(request_id=rid(f"sender-{sender}"), debit_account_id=bank,
+                                               credit_account_id=shop, amount="1", asset=asset)
+            for _ in range(ATTEMPTS_MAX):
+                try:
+                    stub.CreateTransfer(request, timeout=10)
+                    self.acknowledged.append(request.request_id)
+                    break
+                except grpc.RpcError as error:
+                    self.refusals.append(error_reason(error))
+                    time.sleep(0.05)
+            else:
+                raise AssertionError(f"{request.request_id} never acknowledged")
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+
+def _assert_each_acknowledged_once(url: str, acknowledged: list[str], shop: str, extra: int) -> None:
+    """Every acknowledged payment stored once, none twice, and `shop` credited exactly with them
+    (plus `extra` payments made after, not in the list)."""
+    stored = transfers_by_request_id(url)
+    assert len(acknowledged) > 100
+    assert all(len(stored.get(r, [])) == 1 for r in acknowledged)
+    assert all(len(ids) == 1 for ids in stored.values()), "a request id written twice"
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT credits_posted FROM accounts WHERE id = %s", (shop,)).fetchone()
+    assert row is not None and row[0] == len(acknowledged) + extra, "every acknowledged transfer exactly once"
+    assert_ledger_consistent(url)
+
+
 def test_a_killed_writer_is_replaced_and_nothing_is_lost_or_doubled(new_database: Callable[[], str]) -> None:
     url = new_database()
     server = start_ledger_server(url)
@@ -50,30 +98,7 @@ def test_a_killed_writer_is_replaced_and_nothing_is_lost_or_doubled(new_database
             stub = ledger_pb2_grpc.LedgerStub(channel)
             asset = new_asset(stub)
             bank, shop = new_account(stub, asset), new_account(stub, asset, no_overdraft=True)
-            stop = threading.Event()
-            acknowledged: list[str] = []
-            refusals: list[str] = []
-
-            def send(sender: int) -> None:
-                while not stop.is_set():
-                    request_id = rid(f"sender-{sender}")
-                    request = pb.CreateTransferRequest(
-                        request_id=request_id, debit_account_id=bank.id, credit_account_id=shop.id,
-                        amount="1", asset=asset)
-                    for _ in range(ATTEMPTS_MAX):
-                        try:
-                            stub.CreateTransfer(request, timeout=10)
-                            acknowledged.append(request_id)
-                            break
-                        except grpc.RpcError as error:
-                            refusals.append(error_reason(error))
-                            time.sleep(0.05)
-                    else:
-                        raise AssertionError(f"{request_id} never acknowledged")
-
-            senders = [threading.Thread(target=send, args=(i,)) for i in range(SENDERS)]
-            for thread in senders:
-                thread.start()
+            payments = Payments([stub], bank.id, shop.id, asset)
             pids = []
             for _ in range(2):  # kill the writer twice, each time under load
                 time.sleep(0.4)
@@ -83,23 +108,13 @@ def test_a_killed_writer_is_replaced_and_nothing_is_lost_or_doubled(new_database
                 os.kill(pid, signal.SIGKILL)
                 _wait_for(lambda: _writer(server).writer_pid not in pids)
             time.sleep(0.4)
-            stop.set()
-            for thread in senders:
-                thread.join(timeout=60)
-            # The replacement serves: a fresh request commits.
-            transfer(stub, bank.id, shop.id, 1, asset)
-            acknowledged.append("after")
+            payments.stop()
+            transfer(stub, bank.id, shop.id, 1, asset)  # the replacement serves: a fresh request commits
     finally:
         server.stop(grace_s=5)
+    refusals = payments.refusals
     assert refusals and set(refusals) == {"WRITER_RESTARTED"}, "jobs held by a killed writer are refused so"
-    stored = transfers_by_request_id(url)
-    assert len(acknowledged) > 100
-    assert all(len(stored.get(r, [])) == 1 for r in acknowledged if r != "after")
-    assert all(len(ids) == 1 for ids in stored.values()), "a request id written twice"
-    with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT credits_posted FROM accounts WHERE id = %s", (shop.id,)).fetchone()
-    assert row is not None and row[0] == len(acknowledged), "every acknowledged transfer exactly once"
-    assert_ledger_consistent(url)
+    _assert_each_acknowledged_once(url, payments.acknowledged, shop.id, extra=1)
     batches = server.metrics.registry.get_sample_value("ledger_batch_seconds_count")
     assert batches is not None and batches > 0, "the writer's metrics reach the server's registry"
 
@@ -171,52 +186,22 @@ def test_servers_given_one_socket_dir_share_one_writer_and_elect_one_again_when_
         stubs = [ledger_pb2_grpc.LedgerStub(channel) for channel in channels]
         asset = new_asset(stubs[0])
         bank, shop = new_account(stubs[0], asset), new_account(stubs[0], asset, no_overdraft=True)
-        stop = threading.Event()
-        acknowledged: list[str] = []
-
-        def send(sender: int) -> None:
-            stub = stubs[sender % len(stubs)]
-            while not stop.is_set():
-                request = pb.CreateTransferRequest(request_id=rid(f"shared-{sender}"), debit_account_id=bank.id,
-                                                   credit_account_id=shop.id, amount="1", asset=asset)
-                for _ in range(ATTEMPTS_MAX):
-                    try:
-                        stub.CreateTransfer(request, timeout=10)
-                        acknowledged.append(request.request_id)
-                        break
-                    except grpc.RpcError as error:
-                        assert error_reason(error) == "WRITER_RESTARTED", error
-                        time.sleep(0.05)
-                else:
-                    raise AssertionError(f"{request.request_id} never acknowledged")
-
-        senders = [threading.Thread(target=send, args=(i,)) for i in range(SENDERS)]
-        for thread in senders:
-            thread.start()
+        payments = Payments(stubs, bank.id, shop.id, asset)
         time.sleep(0.5)
         os.kill(first_writer, signal.SIGKILL)
         _wait_for(lambda: all(_writer(s).writer_pid != first_writer for s in servers))
         time.sleep(0.5)
-        stop.set()
-        for thread in senders:
-            thread.join(timeout=60)
+        payments.stop()
         assert len({_writer(s).writer_pid for s in servers}) == 1, "one new writer, elected again"
         for stub in stubs:  # each server still commits through it
             transfer(stub, bank.id, shop.id, 1, asset)
-            acknowledged.append("after")
         for channel in channels:
             channel.close()
     finally:
         for server in servers:
             server.stop(grace_s=5)
-    stored = transfers_by_request_id(url)
-    assert len(acknowledged) > 100
-    assert all(len(stored.get(r, [])) == 1 for r in acknowledged if r != "after")
-    assert all(len(ids) == 1 for ids in stored.values()), "a request id written twice"
-    with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT credits_posted FROM accounts WHERE id = %s", (shop.id,)).fetchone()
-    assert row is not None and row[0] == len(acknowledged), "every acknowledged transfer exactly once"
-    assert_ledger_consistent(url)
+    assert set(payments.refusals) <= {"WRITER_RESTARTED"}, payments.refusals
+    _assert_each_acknowledged_once(url, payments.acknowledged, shop.id, extra=len(servers))
     warm = sum(s.metrics.registry.get_sample_value("ledger_batch_path_total", {"path": "warm"}) or 0 for s in servers)
     assert warm > 0, "the shared writer remembers the accounts every server writes"
 
