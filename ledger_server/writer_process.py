@@ -382,6 +382,8 @@ class _Servers:
         self._settings = settings
         self._election = election
         self._greeted: queue.Queue[Connection] = queue.Queue()
+        self._resigning = threading.Lock()  # a server is told `ready` only while this writer has not resigned
+        self._resigned = False
         self.wake_socket, self._wake_writer = socket.socketpair()
         if election is not None:
             threading.Thread(target=self._accept, args=(election[0],), name="writer-accept", daemon=True).start()
@@ -401,15 +403,18 @@ class _Servers:
                     differ = _differences(hello, self._settings)
                     connection.send_bytes(f"refused: settings differ from this writer's: {differ}".encode())
                     raise EOFError(f"settings differ: {differ}")
-                if len(self.connections) + self._greeted.qsize() >= CONNECTIONS_MAX:
+                if len(self.connections) + self._greeted.qsize() >= CONNECTIONS_MAX:  # (approximate: a bound)
                     connection.send_bytes(b"refused: too many servers")
                     raise EOFError("too many servers")
-                connection.send_bytes(b"ready %d" % os.getpid())
+                with self._resigning:
+                    if self._resigned:
+                        raise EOFError("this writer is leaving")  # the server starts or finds the next one
+                    connection.send_bytes(b"ready %d" % os.getpid())
+                    self._greeted.put(connection)
             except (EOFError, OSError, pickle.UnpicklingError, TypeError) as error:
                 log.warning("a server's connection to the writer was refused: %s", error)
                 connection.close()
                 continue
-            self._greeted.put(connection)
             self._wake_writer.send(b"x")
 
     def take_greeted(self) -> None:
@@ -426,7 +431,12 @@ class _Servers:
 
     def resign(self) -> None:
         """No server left: stop listening and give up the election, so a new writer can start at
-        once while this one closes its database connection."""
+        once while this one closes its database connection. A server greeted before this is still
+        in the queue (take_greeted), and is served; none is greeted after."""
+        with self._resigning:
+            if self._resigned:
+                return
+            self._resigned = True
         if self._election is not None:
             listener, lock = self._election
             listener.shutdown(socket.SHUT_RDWR)
@@ -447,7 +457,9 @@ def _serve(servers: _Servers, engine: PostingEngine, metrics: RecordedMetrics, m
             servers.take_greeted()  # one greeted just now
             if not servers.connections:
                 servers.resign()
-                return
+                servers.take_greeted()  # greeted before the resignation: served until it leaves
+                if not servers.connections:
+                    return
         readable = wait([*servers.connections, servers.wake_socket])
         if servers.wake_socket in readable:
             servers.wake_socket.recv(4096)
