@@ -53,6 +53,7 @@ import pickle
 import queue
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -88,6 +89,10 @@ STOP_TIMEOUT_S = 30.0
 ELECTION_RETRY_S = 0.02  # a candidate lost the election: the winner is about to listen
 HELLO_BYTES_MAX = 4096  # a connecting server's WriterSettings
 CONNECTIONS_MAX = 64  # servers one shared writer serves (replicas.py runs at most 32 processes)
+# A server that does not take its answers for this long (stopped, or stuck) is dropped: the writer
+# must not block on one server's full socket while the others wait. The dropped server sees its
+# connection end, answers its jobs WRITER_RESTARTED (retryable) and connects again.
+SEND_TIMEOUT_S = 5.0
 SOCKET_NAME = "writer.sock"
 LOCK_NAME = "writer.lock"
 MetricUpdate = tuple[str, tuple[tuple[str, str], ...], str, float]
@@ -338,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
             if election is None:
                 pipe.send_bytes(b"taken")
                 return
+            _bound_sends(pipe.fileno())  # shared: one stuck server must not hold up the others
         metrics = RecordedMetrics()
         engine = PostingEngine(settings.database_url, cast(Metrics, metrics), warm_path=settings.warm_path)
         freeze_startup_heap()
@@ -394,6 +400,7 @@ class _Servers:
                 sock, _ = listener.accept()
             except OSError:  # closed: this writer is leaving
                 return
+            _bound_sends(sock.fileno())
             connection = Connection(sock.detach())
             try:
                 if not connection.poll(START_TIMEOUT_S):
@@ -442,6 +449,15 @@ class _Servers:
             listener.shutdown(socket.SHUT_RDWR)
             listener.close()
             lock.close()  # releases the flock
+
+
+def _bound_sends(fd: int) -> None:
+    """Sends to this server's socket fail after SEND_TIMEOUT_S instead of blocking the writer (a
+    writer of one server's own blocks instead: there is nobody else to serve)."""
+    seconds = int(SEND_TIMEOUT_S)
+    with socket.socket(fileno=os.dup(fd)) as sock:  # the option belongs to the socket, not the descriptor
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                        struct.pack("ll", seconds, int((SEND_TIMEOUT_S - seconds) * 1_000_000)))
 
 
 def _differences(hello: WriterSettings, settings: WriterSettings) -> str:
@@ -497,7 +513,9 @@ def _serve(servers: _Servers, engine: PostingEngine, metrics: RecordedMetrics, m
             for conn, answer in answers.items():
                 try:
                     conn.send_bytes(pickle.dumps((answer, updates), pickle.HIGHEST_PROTOCOL))
-                except OSError:  # that server is gone (its outcomes are in the database)
+                except OSError as error:  # gone, or stuck past SEND_TIMEOUT_S (its outcomes are stored)
+                    if isinstance(error, BlockingIOError):
+                        log.warning("a server took no answers for %.0f s: its connection is dropped", SEND_TIMEOUT_S)
                     servers.drop(conn)
                     continue
                 updates = []  # the batch's metrics go with one answer only

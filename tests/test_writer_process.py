@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import os
 import pathlib
+import pickle
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import astuple
+from multiprocessing.connection import Connection
 
 import grpc
 import psutil
@@ -19,14 +22,16 @@ import pytest
 
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
+from ledger_server import validation
 from ledger_server.server import LedgerServer
-from ledger_server.writer_process import WriterProcessCommitter
+from ledger_server.writer_process import SEND_TIMEOUT_S, WriterProcessCommitter
 from tests.conftest import ServerProcess, open_channel, start_ledger_server
 from tests.invariants import assert_ledger_consistent, transfers_by_request_id
 from tests.ledger_api import error_reason, new_account, new_asset, rid, transfer
 
 SENDERS = 8
 ATTEMPTS_MAX = 100  # per request: retries with the same id while the writer is replaced
+STALLED_JOBS = 6000  # their answers, ~200 bytes each, overflow the two sockets' buffers
 
 
 def _writer(server: LedgerServer) -> WriterProcessCommitter:
@@ -227,3 +232,48 @@ def _nobody_listens(path: pathlib.Path) -> bool:
         except ConnectionRefusedError:
             return True
     return False
+
+
+def test_a_server_that_stops_reading_its_answers_is_dropped_and_the_others_are_served(
+    database_url: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server sharing the writer that takes no answers (stopped, or stuck) would fill its socket
+    and block the writer for every server: after SEND_TIMEOUT_S the writer drops it instead. Here a
+    raw connection sends thousands of jobs and never reads; a real server beside it keeps
+    committing, and the books balance."""
+    server = start_ledger_server(database_url, writer_socket_dir=str(tmp_path))
+    stalled = Connection(_connect_unix(tmp_path / "writer.sock"))
+    try:
+        with open_channel(server.target) as channel:
+            stub = ledger_pb2_grpc.LedgerStub(channel)
+            asset = new_asset(stub)
+            bank, shop = new_account(stub, asset), new_account(stub, asset)
+            stalled.send(astuple(_writer(server)._settings))
+            assert stalled.recv_bytes().startswith(b"ready ")
+            for key in range(STALLED_JOBS):  # answers far beyond what the sockets buffer
+                job = validation.create_transfer(pb.CreateTransferRequest(
+                    request_id=rid("stalled"), debit_account_id=bank.id, credit_account_id=shop.id, amount="1",
+                    asset=asset))
+                try:
+                    stalled.send_bytes(key.to_bytes(8, "little") + pickle.dumps(job, pickle.HIGHEST_PROTOCOL))
+                except (ConnectionResetError, BrokenPipeError):
+                    break  # dropped already
+            started = time.monotonic()
+            for _ in range(20):  # the server beside it is served (after at most one send timeout)
+                transfer(stub, bank.id, shop.id, 1, asset)
+            assert time.monotonic() - started < SEND_TIMEOUT_S + 20
+    finally:
+        server.stop(grace_s=5)
+    deadline = time.monotonic() + 30
+    with pytest.raises((EOFError, OSError)):  # the writer dropped it: its answers end (mid-message too)
+        while time.monotonic() < deadline:
+            if stalled.poll(max(0.0, deadline - time.monotonic())):
+                stalled.recv_bytes()
+    stalled.close()
+    assert_ledger_consistent(database_url)
+
+
+def _connect_unix(path: pathlib.Path) -> int:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(path))
+    return sock.detach()
