@@ -89,9 +89,10 @@ STOP_TIMEOUT_S = 30.0
 ELECTION_RETRY_S = 0.02  # a candidate lost the election: the winner is about to listen
 HELLO_BYTES_MAX = 4096  # a connecting server's WriterSettings
 CONNECTIONS_MAX = 64  # servers one shared writer serves (replicas.py runs at most 32 processes)
-# A server that does not take its answers for this long (stopped, or stuck) is dropped: the writer
-# must not block on one server's full socket while the others wait. The dropped server sees its
-# connection end, answers its jobs WRITER_RESTARTED (retryable) and connects again.
+# A server that does not take its answers, or stops half way through a message, for this long
+# (stopped, or stuck) is dropped: the writer must not block on one server's socket while the others
+# wait. The dropped server sees its connection end, answers its jobs WRITER_RESTARTED (retryable)
+# and connects again.
 SEND_TIMEOUT_S = 5.0
 SOCKET_NAME = "writer.sock"
 LOCK_NAME = "writer.lock"
@@ -343,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
             if election is None:
                 pipe.send_bytes(b"taken")
                 return
-            _bound_sends(pipe.fileno())  # shared: one stuck server must not hold up the others
+            _bound_io(pipe.fileno())  # shared: one stuck server must not hold up the others
         metrics = RecordedMetrics()
         engine = PostingEngine(settings.database_url, cast(Metrics, metrics), warm_path=settings.warm_path)
         freeze_startup_heap()
@@ -400,7 +401,7 @@ class _Servers:
                 sock, _ = listener.accept()
             except OSError:  # closed: this writer is leaving
                 return
-            _bound_sends(sock.fileno())
+            _bound_io(sock.fileno())
             connection = Connection(sock.detach())
             try:
                 if not connection.poll(START_TIMEOUT_S):
@@ -451,13 +452,15 @@ class _Servers:
             lock.close()  # releases the flock
 
 
-def _bound_sends(fd: int) -> None:
-    """Sends to this server's socket fail after SEND_TIMEOUT_S instead of blocking the writer (a
-    writer of one server's own blocks instead: there is nobody else to serve)."""
+def _bound_io(fd: int) -> None:
+    """Sends to this server's socket, and reads of a message it has begun, fail after SEND_TIMEOUT_S
+    instead of blocking the writer (a writer of one server's own blocks instead: there is nobody
+    else to serve). The writer reads a connection only once it is readable."""
     seconds = int(SEND_TIMEOUT_S)
-    with socket.socket(fileno=os.dup(fd)) as sock:  # the option belongs to the socket, not the descriptor
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
-                        struct.pack("ll", seconds, int((SEND_TIMEOUT_S - seconds) * 1_000_000)))
+    timeout = struct.pack("ll", seconds, int((SEND_TIMEOUT_S - seconds) * 1_000_000))
+    with socket.socket(fileno=os.dup(fd)) as sock:  # the options belong to the socket, not the descriptor
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
 
 
 def _differences(hello: WriterSettings, settings: WriterSettings) -> str:

@@ -273,6 +273,36 @@ def test_a_server_that_stops_reading_its_answers_is_dropped_and_the_others_are_s
     assert_ledger_consistent(database_url)
 
 
+def test_a_server_stuck_half_way_through_a_message_is_dropped_and_the_others_are_served(
+    database_url: str, tmp_path: pathlib.Path
+) -> None:
+    """A server stopped in the middle of sending a job would hold the writer in its read: after
+    SEND_TIMEOUT_S the writer drops it instead, and a server beside it keeps committing."""
+    server = start_ledger_server(database_url, writer_socket_dir=str(tmp_path))
+    stuck = socket.socket(fileno=_connect_unix(tmp_path / "writer.sock"))
+    try:
+        hello = pickle.dumps(astuple(_writer(server)._settings))
+        stuck.sendall(len(hello).to_bytes(4, "big") + hello)  # multiprocessing's framing: a length, the bytes
+        with open_channel(server.target) as channel:
+            stub = ledger_pb2_grpc.LedgerStub(channel)
+            asset = new_asset(stub)
+            bank, shop = new_account(stub, asset), new_account(stub, asset)
+            stuck.sendall((1000).to_bytes(4, "big") + b"half")  # a job of 1,000 bytes, 4 of them sent
+            started = time.monotonic()
+            for _ in range(20):
+                transfer(stub, bank.id, shop.id, 1, asset)
+            assert time.monotonic() - started < SEND_TIMEOUT_S + 20
+        stuck.settimeout(30)  # raises if the writer never drops it
+        received = b""
+        while chunk := stuck.recv(4096):
+            received += chunk
+        assert b"ready " in received, "greeted, then dropped"
+    finally:
+        stuck.close()
+        server.stop(grace_s=5)
+    assert_ledger_consistent(database_url)
+
+
 def _connect_unix(path: pathlib.Path) -> int:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(str(path))
