@@ -38,7 +38,8 @@ Failure: if the writer process dies, every job it held is answered UNAVAILABLE (
 committed: clients retry with the same request id, which is exactly-once) and a new writer is
 started (shared: each server connects to the one elected, or starts it). If a server dies, the
 writer reads end-of-file on its connection and drops it (exiting if it was the last); a batch it was
-applying either commits or rolls back with its database connection, as with any crashed writer.
+applying either commits or rolls back with its database connection, as with any crashed writer. A
+shared writer also drops a server that is stuck (SEND_TIMEOUT_S), so no server can stall the others.
 """
 
 from __future__ import annotations
