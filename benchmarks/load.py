@@ -1,8 +1,9 @@
 """The load generator: separate processes, so its CPU is its own and can be counted.
 
 The coordinator starts LOAD_PROCESSES workers once (spawned, never forked: gRPC does not survive a
-fork) and sends each phase to all of them. A phase is closed-loop (N threads, each sending its
-next call when the previous one answered) or open-loop (calls sent on a Poisson schedule whatever
+fork) and sends each phase to all of them. A phase is closed-loop (N calls in flight, each session
+sending its next call when the previous one answered: coroutines of one asyncio loop against gRPC
+targets, threads against the naive ledger) or open-loop (calls sent on a Poisson schedule whatever
 the answers; latency is measured from the intended send time, so a stalled server is charged for
 every call it delayed: no coordinated omission). Only calls that complete inside the measurement
 window (open loop: that were due inside it) count; the warm-up before it is discarded.
@@ -61,6 +62,9 @@ class PhaseSpec:
     batch_size: int = 1000
     seed: int = 1
     connections: int = 1  # gRPC connections per load process: a multi-process server needs several
+    # Closed loop against a gRPC target: the calls in flight as coroutines of one asyncio loop over
+    # grpc.aio channels (see _closed_loop_async); False: one thread per call in flight, sync stubs.
+    aio_client: bool = True
 
     @property
     def window(self) -> tuple[float, float]:
@@ -174,6 +178,12 @@ def _run_phase(spec: PhaseSpec, index: int, workers: int, channels: dict[str, gr
         session = new_session(spec.workload, spec.accounts, random.Random(seed), f"{spec.name}-w{index}", 1)
         threads.append(threading.Thread(
             target=_open_loop, args=(spec.target, spec.connections, session, rate, spec, sink, seed)))
+    elif spec.target_kind == "grpc" and spec.aio_client:
+        assert spec.accounts is not None
+        sessions = [new_session(spec.workload, spec.accounts, random.Random(seed * 1000 + t),
+                                f"{spec.name}-w{index}-t{t}", spec.batch_size)
+                    for t in range(_share(spec.concurrency, index, workers))]
+        threads.append(threading.Thread(target=_closed_loop_aio, args=(spec, sessions, sink)))
     else:
         stubs = [ledger_pb2_grpc.LedgerStub(_channel(channels, spec.target, i)) for i in range(spec.connections)] \
             if spec.target_kind == "grpc" else []
@@ -268,6 +278,46 @@ def _closed_loop(runner: Runner, spec: PhaseSpec, sink: _Sink) -> None:
             sink.failed(started, type(error).__name__)
             continue
         sink.ok(started, time.monotonic(), transfers)
+
+
+def _closed_loop_aio(spec: PhaseSpec, sessions: list[Session], sink: _Sink) -> None:
+    """The closed loop's calls as coroutines of one asyncio loop over grpc.aio channels: the same
+    calls, each sent when the previous one of its session answered, without a thread per call in
+    flight and the sync stub's hand-off to the channel's polling thread. Less load-generator CPU
+    per call, which the server shares on this machine (benchmarks/README.md)."""
+    asyncio.run(_closed_loop_async(spec, sessions, sink))
+
+
+async def _closed_loop_async(spec: PhaseSpec, sessions: list[Session], sink: _Sink) -> None:
+    loop = asyncio.get_running_loop()  # its clock is time.monotonic(), the spec's clock
+    channels = [grpc.aio.insecure_channel(
+        spec.target, options=GRPC_OPTIONS + ([("grpc.use_local_subchannel_pool", 1)] if i else []))
+        for i in range(spec.connections)]
+    stubs = [ledger_pb2_grpc.LedgerStub(channel) for channel in channels]
+    metadata = (("authorization", f"Bearer {auth.run_key()}"),)
+    _, end = spec.window
+
+    async def client(stub: Any, session: Session) -> None:
+        await asyncio.sleep(max(0.0, spec.start_at - loop.time()))
+        while True:
+            call = session.next_call()
+            started = loop.time()
+            if started >= end:
+                return
+            try:
+                response = await getattr(stub, call.method)(call.request, timeout=CALL_TIMEOUT_S, metadata=metadata)
+            except grpc.aio.AioRpcError as error:
+                session.on_result(call, None)
+                sink.failed(started, error.code().name)
+                continue
+            session.on_result(call, response)
+            sink.ok(started, loop.time(), _transfers_in(call, response))
+
+    try:
+        await asyncio.gather(*(client(stubs[t % len(stubs)], session) for t, session in enumerate(sessions)))
+    finally:
+        for channel in channels:
+            await channel.close()
 
 
 # -- open loop -------------------------------------------------------------------------------------

@@ -95,6 +95,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=0,
                    help="gRPC connections per load process, for every gRPC target alike (default: 1, "
                         "or 8 with several server processes, so the kernel spreads them)")
+    p.add_argument("--closed-loop-client", choices=("aio", "threads"), default="aio",
+                   help="closed-loop gRPC calls as coroutines over grpc.aio (default: less load-generator CPU "
+                        "per call) or one thread per call in flight with sync stubs (as before 2026-11-25 17:00)")
     p.add_argument("--open-rate", type=float, default=0.0,
                    help="open-loop offered calls/s (default: half the uniform peak of this run)")
     p.add_argument("--open-seconds", type=float, default=10.0)
@@ -239,6 +242,7 @@ class Bench:
             duration_s=duration or args.duration, open_rate=open_rate, accounts=self.accounts,
             naive_accounts=args.accounts, naive_hot=args.hot_accounts if workload == "hot" else 0,
             batch_size=args.batch_size, seed=len(self.phases) + 1, connections=args.connections,
+            aio_client=args.closed_loop_client == "aio",
         )
 
     # -- setup of the data ------------------------------------------------------------------------
