@@ -179,30 +179,24 @@ def _run_phase(spec: PhaseSpec, index: int, workers: int, channels: dict[str, gr
         threads.append(threading.Thread(
             target=_open_loop, args=(spec.target, spec.connections, session, rate, spec, sink, seed)))
     elif spec.target_kind == "grpc" and spec.aio_client:
-        assert spec.accounts is not None
-        sessions = [new_session(spec.workload, spec.accounts, random.Random(seed * 1000 + t),
-                                f"{spec.name}-w{index}-t{t}", spec.batch_size)
-                    for t in range(_share(spec.concurrency, index, workers))]
+        sessions = [_closed_session(spec, index, seed, t) for t in range(_share(spec.concurrency, index, workers))]
         threads.append(threading.Thread(target=_closed_loop_aio, args=(spec, sessions, sink)))
     else:
         stubs = [ledger_pb2_grpc.LedgerStub(_channel(channels, spec.target, i)) for i in range(spec.connections)] \
             if spec.target_kind == "grpc" else []
         for t in range(_share(spec.concurrency, index, workers)):
-            rng = random.Random(seed * 1000 + t)
             if spec.target_kind == "naive":
                 try:
-                    client = NaiveClient(spec.target, spec.naive_accounts, spec.naive_hot, rng)
+                    client = NaiveClient(spec.target, spec.naive_accounts, spec.naive_hot,
+                                         random.Random(seed * 1000 + t))
                 except psycopg.Error as error:  # e.g. max_connections reached on a shared server
                     sink.report.errors[f"connect: {type(error).__name__}"] += 1
                     continue
                 run = _naive_runner(client)
                 closers.append(client.close)
             else:
-                assert stubs and spec.accounts is not None
-                session = new_session(
-                    spec.workload, spec.accounts, rng, f"{spec.name}-w{index}-t{t}", spec.batch_size
-                )
-                run = _grpc_runner(stubs[t % len(stubs)], session)
+                assert stubs
+                run = _grpc_runner(stubs[t % len(stubs)], _closed_session(spec, index, seed, t))
             loop = threading.Thread(target=_closed_loop, args=(run, spec, sink), daemon=True)
             threads.append(loop)
     for thread in threads:
@@ -220,6 +214,13 @@ def _run_phase(spec: PhaseSpec, index: int, workers: int, channels: dict[str, gr
     for close in closers:
         close()
     return dataclasses.replace(sink.report, errors=Counter(sink.report.errors))
+
+
+def _closed_session(spec: PhaseSpec, index: int, seed: int, t: int) -> Session:
+    """The t-th closed-loop session of load process `index`: its own calls, from its own seed."""
+    assert spec.accounts is not None
+    return new_session(spec.workload, spec.accounts, random.Random(seed * 1000 + t), f"{spec.name}-w{index}-t{t}",
+                       spec.batch_size)
 
 
 # -- closed loop -----------------------------------------------------------------------------------
@@ -280,6 +281,15 @@ def _closed_loop(runner: Runner, spec: PhaseSpec, sink: _Sink) -> None:
         sink.ok(started, time.monotonic(), transfers)
 
 
+def _aio_stubs(target: str, connections: int) -> tuple[list[grpc.aio.Channel], list[Any]]:
+    """`connections` grpc.aio channels to target, each its own connection (as _channel's), and a
+    stub on each."""
+    channels = [grpc.aio.insecure_channel(
+        target, options=GRPC_OPTIONS + ([("grpc.use_local_subchannel_pool", 1)] if i else []))
+        for i in range(connections)]
+    return channels, [ledger_pb2_grpc.LedgerStub(channel) for channel in channels]
+
+
 def _closed_loop_aio(spec: PhaseSpec, sessions: list[Session], sink: _Sink) -> None:
     """The closed loop's calls as coroutines of one asyncio loop over grpc.aio channels: the same
     calls, each sent when the previous one of its session answered, without a thread per call in
@@ -290,10 +300,7 @@ def _closed_loop_aio(spec: PhaseSpec, sessions: list[Session], sink: _Sink) -> N
 
 async def _closed_loop_async(spec: PhaseSpec, sessions: list[Session], sink: _Sink) -> None:
     loop = asyncio.get_running_loop()  # its clock is time.monotonic(), the spec's clock
-    channels = [grpc.aio.insecure_channel(
-        spec.target, options=GRPC_OPTIONS + ([("grpc.use_local_subchannel_pool", 1)] if i else []))
-        for i in range(spec.connections)]
-    stubs = [ledger_pb2_grpc.LedgerStub(channel) for channel in channels]
+    channels, stubs = _aio_stubs(spec.target, spec.connections)
     metadata = (("authorization", f"Bearer {auth.run_key()}"),)
     _, end = spec.window
 
@@ -336,10 +343,7 @@ async def _open_loop_async(target: str, connections: int, session: Session, rate
                            sink: _Sink, seed: int) -> None:
     assert rate > 0 and connections >= 1
     loop = asyncio.get_running_loop()  # its clock is time.monotonic(), the spec's clock
-    channels = [grpc.aio.insecure_channel(
-        target, options=GRPC_OPTIONS + ([("grpc.use_local_subchannel_pool", 1)] if i else []))
-        for i in range(connections)]
-    stubs = [ledger_pb2_grpc.LedgerStub(channel) for channel in channels]
+    channels, stubs = _aio_stubs(target, connections)
     metadata = (("authorization", f"Bearer {auth.run_key()}"),)
     arrivals = random.Random(seed + 7)
     slots = asyncio.Semaphore(OPEN_LOOP_OUTSTANDING_MAX)
